@@ -1,0 +1,114 @@
+"""Array-namespace plumbing and numerically stable building blocks.
+
+Every loss is written once against the Python Array API standard (``xp``), so the same code runs on
+NumPy, array-api-strict, PyTorch tensors and anything else array-api-compat understands. NumPy
+inputs may additionally take a fast path (see ``losslab.losses._fast``) where the benchmarks show
+that it pays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "namespace",
+    "is_numpy",
+    "is_floating",
+    "is_integral",
+    "shape_of",
+    "size_of",
+    "softplus",
+    "log_sigmoid",
+    "sigmoid",
+    "logsumexp",
+    "log_softmax",
+]
+
+
+def _is_array(x: Any) -> bool:
+    return array_api_compat.is_array_api_obj(x)
+
+
+def namespace(*args: Any) -> tuple[Any, list[Any]]:
+    """Return ``(xp, arrays)``: the common array namespace of ``args`` and the args as arrays.
+
+    ``None`` entries pass through unchanged. Python scalars and lists are converted with the
+    namespace of the first real array (NumPy when there is none), so ``loss([1.0, 2.0], [0.0, 1.0])``
+    works like NumPy input.
+    """
+    real = [a for a in args if a is not None and _is_array(a)]
+    xp = array_api_compat.array_namespace(*real) if real else array_api_compat.array_namespace(
+        np.empty(0)
+    )
+    like = real[0] if real else None
+    out = []
+    for a in args:
+        if a is None or _is_array(a):
+            out.append(a)
+        else:
+            try:
+                if like is None:
+                    out.append(xp.asarray(np.asarray(a)))
+                else:
+                    out.append(xp.asarray(a, device=array_api_compat.device(like)))
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"expected an array or a list of numbers; got {type(a).__name__}") from exc
+    return xp, out
+
+
+def is_numpy(xp: Any) -> bool:
+    """True when ``xp`` is NumPy (or array-api-compat's NumPy wrapper)."""
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def is_floating(xp: Any, x: Any) -> bool:
+    return xp.isdtype(x.dtype, "real floating")
+
+
+def is_integral(xp: Any, x: Any) -> bool:
+    return xp.isdtype(x.dtype, "integral")
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)
+
+
+def size_of(x: Any) -> int:
+    n = 1
+    for d in x.shape:
+        n *= int(d)
+    return n
+
+
+# Stable primitives. Written with ``xp`` only, so they serve every backend.
+
+
+def softplus(xp: Any, x: Any) -> Any:
+    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def log_sigmoid(xp: Any, x: Any) -> Any:
+    """log(sigmoid(x)) = -softplus(-x), finite for every finite x."""
+    return xp.minimum(x, 0.0) - xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def sigmoid(xp: Any, x: Any) -> Any:
+    """1 / (1 + exp(-x)) evaluated so that neither branch overflows."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def logsumexp(xp: Any, x: Any, axis: int, keepdims: bool = False) -> Any:
+    """log(sum(exp(x), axis)) with the max subtracted first; rows of -inf give -inf, not NaN."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def log_softmax(xp: Any, x: Any, axis: int) -> Any:
+    return x - logsumexp(xp, x, axis=axis, keepdims=True)

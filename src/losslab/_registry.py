@@ -1,0 +1,183 @@
+"""The catalog: every loss registers here, and ``losslab.get`` hands out configured ``Loss`` objects.
+
+A loss is one pure function ``fn(*arrays, compute_grad=True, **options) -> (value, grad)``. The
+gradient is that of the returned value (of the sum of the per-element losses for
+``reduction="none"``); for losses with several differentiable inputs it is a tuple in argument
+order. With ``compute_grad=False`` the function skips the gradient and returns ``(value, None)``.
+This single entry point is what ``torch.autograd.Function`` and ``jax.custom_vjp`` adapters wrap.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from losslab._validation import check_reduction, suggest
+
+__all__ = ["LossSpec", "Loss", "register", "get", "spec", "available", "ALIASES"]
+
+# Common names people type for catalog losses.
+ALIASES = {
+    "mae": "l1",
+    "l2": "mse",
+    "mean_squared_error": "mse",
+    "mean_absolute_error": "l1",
+    "pinball": "quantile",
+    "iou": "jaccard",
+    "binary_cross_entropy": "bce",
+    "binary_cross_entropy_with_logits": "bce_with_logits",
+    "logcosh": "log_cosh",
+    "kl": "kl_div",
+    "js": "js_div",
+    "sigmoid_focal": "focal",
+}
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """What the catalog knows about one loss.
+
+    ``example(rng, dtype, **options)`` returns NumPy arrays in argument order, valid for the given
+    options: the catalog-wide tests and ``losslab gradcheck`` draw inputs from it.
+    """
+
+    name: str
+    fn: Callable[..., tuple[Any, Any]]
+    task: str
+    formula: str
+    inputs: tuple[str, ...]
+    differentiable: tuple[str, ...]
+    example: Callable[..., tuple[Any, ...]]
+    torch: str | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.fn) or ""
+
+    @property
+    def summary(self) -> str:
+        return self.doc.splitlines()[0] if self.doc else self.formula
+
+
+_CATALOG: dict[str, LossSpec] = {}
+
+
+def register(
+    name: str,
+    *,
+    task: str,
+    formula: str,
+    example: Callable[..., tuple[Any, ...]],
+    differentiable: tuple[str, ...] = ("input",),
+    torch: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator adding a loss function to the catalog under ``name``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _CATALOG:
+            raise RuntimeError(f"loss {name!r} registered twice")
+        sig = inspect.signature(fn)
+        inputs = tuple(
+            p.name
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+        defaults = {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.name != "compute_grad"
+        }
+        missing = [d for d in differentiable if d not in inputs]
+        if missing:
+            raise RuntimeError(f"{name}: differentiable inputs {missing} not in {inputs}")
+        _CATALOG[name] = LossSpec(
+            name=name,
+            fn=fn,
+            task=task,
+            formula=formula,
+            inputs=inputs,
+            differentiable=tuple(differentiable),
+            example=example,
+            torch=torch,
+            defaults=defaults,
+        )
+        return fn
+
+    return deco
+
+
+def _resolve(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"loss name must be a string; got {type(name).__name__}.")
+    key = name.strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in _CATALOG:
+        raise ValueError(
+            f"unknown loss {name!r}." + suggest(key, list(_CATALOG) + list(ALIASES))
+            + " See losslab.available() for the catalog."
+        )
+    return key
+
+
+def spec(name: str) -> LossSpec:
+    """The catalog entry for ``name`` (aliases such as 'mae' accepted)."""
+    return _CATALOG[_resolve(name)]
+
+
+def available() -> list[str]:
+    """The names in the catalog, sorted."""
+    return sorted(_CATALOG)
+
+
+class Loss:
+    """A catalog loss with its options fixed.
+
+    ``loss(*inputs)`` gives the value, ``loss.grad(*inputs)`` the gradient with respect to the
+    differentiable inputs (same shape and dtype as each), and ``loss.value_and_grad(*inputs)``
+    both from one pass.
+    """
+
+    def __init__(self, spec: LossSpec, **options: Any) -> None:
+        unknown = [k for k in options if k not in spec.defaults]
+        if unknown:
+            raise TypeError(
+                f"{spec.name} has no option {unknown[0]!r}."
+                + suggest(unknown[0], spec.defaults)
+                + f" Its options: {', '.join(spec.defaults) or 'none'}."
+            )
+        if "reduction" in options:
+            check_reduction(options["reduction"])
+        self.spec = spec
+        self.options = dict(options)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        return self.spec.differentiable
+
+    def __call__(self, *inputs: Any) -> Any:
+        return self.spec.fn(*inputs, compute_grad=False, **self.options)[0]
+
+    def grad(self, *inputs: Any) -> Any:
+        return self.spec.fn(*inputs, compute_grad=True, **self.options)[1]
+
+    def value_and_grad(self, *inputs: Any) -> tuple[Any, Any]:
+        return self.spec.fn(*inputs, compute_grad=True, **self.options)
+
+    def example(self, rng: Any, dtype: Any = "float64") -> tuple[Any, ...]:
+        return self.spec.example(rng, dtype, **self.options)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"losslab.get({self.name!r}{', ' if opts else ''}{opts})"
+
+
+def get(name: str, **options: Any) -> Loss:
+    """A catalog loss configured with ``options`` (unknown names and options raise with hints)."""
+    return Loss(spec(name), **options)

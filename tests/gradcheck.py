@@ -1,0 +1,64 @@
+"""Shared test helpers: central finite differences, and torch references.
+
+Imported by the test files as ``from gradcheck import ...`` (pytest puts ``tests/`` on sys.path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from losslab.gradcheck import numerical_grad  # noqa: F401  (one implementation, re-exported)
+
+
+def as_tuple(g: Any) -> tuple:
+    return g if isinstance(g, tuple) else (g,)
+
+
+def assert_fd_grad(
+    loss: Any,
+    inputs: Sequence[np.ndarray],
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    eps: float = 1e-6,
+) -> None:
+    """The loss's closed-form gradient equals central finite differences (float64 inputs)."""
+    from losslab.gradcheck import check_gradient
+
+    report = check_gradient(loss, inputs, eps=eps)
+    for name, (analytic, numeric) in report.items():
+        np.testing.assert_allclose(
+            analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradient w.r.t. {name}"
+        )
+
+
+def torch_value_and_grad(
+    fn: Callable[..., Any], inputs: Sequence[Any], diff: Sequence[int], **kwargs: Any
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Value of ``fn(*inputs, **kwargs)`` and autograd gradients w.r.t. ``inputs[i]`` for i in diff.
+
+    NumPy arrays become tensors (kept dtype); the backward seed is a tensor of ones, which for
+    ``reduction='none'`` gives the gradient of the sum, as losslab's contract says.
+    """
+    import torch
+
+    tensors = []
+    for i, a in enumerate(inputs):
+        if isinstance(a, np.ndarray):
+            t = torch.from_numpy(np.ascontiguousarray(a))
+            if i in diff:
+                t.requires_grad_(True)
+            tensors.append(t)
+        else:
+            tensors.append(a)
+    kw = {
+        k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v)
+        for k, v in kwargs.items()
+    }
+    out = fn(*tensors, **kw)
+    out.backward(torch.ones_like(out))
+    grads = tuple(tensors[i].grad.detach().numpy() for i in diff)
+    return out.detach().numpy(), grads
