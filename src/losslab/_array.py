@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "namespace",
+    "to_namespace",
     "is_numpy",
     "is_floating",
     "is_integral",
@@ -36,8 +37,8 @@ def namespace(*args: Any) -> tuple[Any, list[Any]]:
     """Return ``(xp, arrays)``: the common array namespace of ``args`` and the args as arrays.
 
     ``None`` entries pass through unchanged. Python scalars and lists are converted with the
-    namespace of the first real array (NumPy when there is none), so ``loss([1.0, 2.0], [0.0, 1.0])``
-    works like NumPy input.
+    namespace of the first real array (NumPy when there is none), so
+    ``loss([1.0, 2.0], [0.0, 1.0])`` works like NumPy input.
     """
     real = [a for a in args if a is not None and _is_array(a)]
     xp = array_api_compat.array_namespace(*real) if real else array_api_compat.array_namespace(
@@ -55,8 +56,26 @@ def namespace(*args: Any) -> tuple[Any, list[Any]]:
                 else:
                     out.append(xp.asarray(a, device=array_api_compat.device(like)))
             except (TypeError, ValueError) as exc:
-                raise TypeError(f"expected an array or a list of numbers; got {type(a).__name__}") from exc
+                raise TypeError(
+                    f"expected an array or a list of numbers; got {type(a).__name__}"
+                ) from exc
     return xp, out
+
+
+def to_namespace(xp: Any, a: Any, like: Any, dtype: Any = None) -> Any:
+    """An option array (a class ``weight``, a ``pos_weight``) moved into ``xp`` beside ``like``.
+
+    Options are often given as NumPy arrays or lists while the inputs live elsewhere (torch,
+    array-api-strict); this converts them once, on the input's device, in ``dtype`` if given.
+    """
+    if a is None:
+        return None
+    if _is_array(a) and array_api_compat.array_namespace(a) is xp:
+        out = a
+    else:
+        host = np.asarray(a.cpu() if hasattr(a, "cpu") else a)
+        out = xp.asarray(host, device=array_api_compat.device(like))
+    return out if dtype is None or out.dtype == dtype else xp.astype(out, dtype)
 
 
 def is_numpy(xp: Any) -> bool:

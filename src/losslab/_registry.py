@@ -1,4 +1,4 @@
-"""The catalog: every loss registers here, and ``losslab.get`` hands out configured ``Loss`` objects.
+"""The catalog: every loss registers here; ``losslab.get`` hands out configured ``Loss`` objects.
 
 A loss is one pure function ``fn(*arrays, compute_grad=True, **options) -> (value, grad)``. The
 gradient is that of the returned value (of the sum of the per-element losses for
@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from losslab._validation import check_reduction, suggest
+from losslab import _blocked
+from losslab._array import size_of
+from losslab._validation import REDUCTIONS, check_reduction, suggest
 
 __all__ = ["LossSpec", "Loss", "register", "get", "spec", "available", "ALIASES"]
 
@@ -35,6 +37,10 @@ ALIASES = {
 }
 
 
+def _input_size(input: Any, *_: Any, **__: Any) -> float:
+    return float(size_of(input))
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """What the catalog knows about one loss.
@@ -52,6 +58,12 @@ class LossSpec:
     example: Callable[..., tuple[Any, ...]]
     torch: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    reductions: tuple[str, ...] = REDUCTIONS
+    # Row-wise losses (each sample's terms depend on its own row only) may be evaluated in
+    # cache-sized blocks on several threads (losslab._blocked); ``mean_denominator(*inputs,
+    # **options)`` is what reduction="mean" divides by (default: the number of input elements).
+    rowwise: bool = False
+    mean_denominator: Callable[..., float] = _input_size
 
     @property
     def doc(self) -> str:
@@ -73,6 +85,9 @@ def register(
     example: Callable[..., tuple[Any, ...]],
     differentiable: tuple[str, ...] = ("input",),
     torch: str | None = None,
+    reductions: tuple[str, ...] = REDUCTIONS,
+    rowwise: bool = False,
+    mean_denominator: Callable[..., float] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator adding a loss function to the catalog under ``name``."""
 
@@ -103,6 +118,9 @@ def register(
             example=example,
             torch=torch,
             defaults=defaults,
+            reductions=tuple(reductions),
+            rowwise=rowwise,
+            mean_denominator=mean_denominator or _input_size,
         )
         return fn
 
@@ -148,8 +166,11 @@ class Loss:
                 + suggest(unknown[0], spec.defaults)
                 + f" Its options: {', '.join(spec.defaults) or 'none'}."
             )
-        if "reduction" in options:
-            check_reduction(options["reduction"])
+        if "reduction" in options and options["reduction"] not in spec.reductions:
+            check_reduction(options["reduction"])  # raises, naming the argument
+            raise ValueError(
+                f"{spec.name} takes reduction in {spec.reductions}; got {options['reduction']!r}."
+            )
         self.spec = spec
         self.options = dict(options)
 
@@ -161,14 +182,19 @@ class Loss:
     def differentiable(self) -> tuple[str, ...]:
         return self.spec.differentiable
 
+    def _run(self, inputs: tuple[Any, ...], compute_grad: bool) -> tuple[Any, Any]:
+        if self.spec.rowwise and _blocked.applicable(self.spec, list(inputs), self.options):
+            return _blocked.value_and_grad(self.spec, list(inputs), self.options, compute_grad)
+        return self.spec.fn(*inputs, compute_grad=compute_grad, **self.options)
+
     def __call__(self, *inputs: Any) -> Any:
-        return self.spec.fn(*inputs, compute_grad=False, **self.options)[0]
+        return self._run(inputs, False)[0]
 
     def grad(self, *inputs: Any) -> Any:
-        return self.spec.fn(*inputs, compute_grad=True, **self.options)[1]
+        return self._run(inputs, True)[1]
 
     def value_and_grad(self, *inputs: Any) -> tuple[Any, Any]:
-        return self.spec.fn(*inputs, compute_grad=True, **self.options)
+        return self._run(inputs, True)
 
     def example(self, rng: Any, dtype: Any = "float64") -> tuple[Any, ...]:
         return self.spec.example(rng, dtype, **self.options)
