@@ -48,14 +48,14 @@ def torch_value_and_grad(
     tensors = []
     for i, a in enumerate(inputs):
         if isinstance(a, np.ndarray):
-            t = torch.from_numpy(np.ascontiguousarray(a))
+            t = torch.tensor(np.array(a, copy=True))
             if i in diff:
                 t.requires_grad_(True)
             tensors.append(t)
         else:
             tensors.append(a)
     kw = {
-        k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v)
+        k: (torch.tensor(np.array(v, copy=True)) if isinstance(v, np.ndarray) else v)
         for k, v in kwargs.items()
     }
     out = fn(*tensors, **kw)

@@ -106,7 +106,7 @@ def test_runs_on_array_api_strict(name, options):
 @pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
 def test_runs_on_torch_tensors_as_plain_arrays(name, options):
     _same_on(
-        lambda a: torch.from_numpy(np.ascontiguousarray(a)),
+        lambda a: torch.tensor(np.array(a, copy=True)),
         lambda t: t.detach().cpu().numpy(),
         name,
         options,

@@ -14,7 +14,7 @@ from losslab._array import is_numpy, size_of
 
 def reduce(xp: Any, elementwise: Any, reduction: str) -> Any:
     if reduction == "none":
-        return elementwise
+        return xp.asarray(elementwise) if is_numpy(xp) else elementwise
     out = xp.sum(elementwise) if reduction == "sum" else xp.mean(elementwise)
     # NumPy reductions return scalars; the contract is a 0-d array of the input's dtype.
     return xp.asarray(out) if is_numpy(xp) else out

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from losslab import _blocked
 from losslab._array import size_of
 from losslab._validation import REDUCTIONS, check_reduction, suggest
@@ -185,7 +187,15 @@ class Loss:
     def _run(self, inputs: tuple[Any, ...], compute_grad: bool) -> tuple[Any, Any]:
         if self.spec.rowwise and _blocked.applicable(self.spec, list(inputs), self.options):
             return _blocked.value_and_grad(self.spec, list(inputs), self.options, compute_grad)
-        return self.spec.fn(*inputs, compute_grad=compute_grad, **self.options)
+        value, grad = self.spec.fn(*inputs, compute_grad=compute_grad, **self.options)
+        # NumPy turns 0-d results into scalars; the contract is arrays.
+        if isinstance(value, np.generic):
+            value = np.asarray(value)
+        if isinstance(grad, tuple):
+            grad = tuple(np.asarray(g) if isinstance(g, np.generic) else g for g in grad)
+        elif isinstance(grad, np.generic):
+            grad = np.asarray(grad)
+        return value, grad
 
     def __call__(self, *inputs: Any) -> Any:
         return self._run(inputs, False)[0]

@@ -1,1 +1,316 @@
-"""(family module: being written)"""
+"""Likelihood losses: negative log-likelihoods of a target under a distribution the model predicts.
+
+``poisson_nll`` and ``tweedie`` model non-negative (count-like) targets through a log-mean;
+``gaussian_nll`` models a real target with a predicted mean and variance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from losslab._array import namespace, shape_of
+from losslab._reduction import reduce, scale_for
+from losslab._registry import register
+from losslab._validation import (
+    as_target,
+    check_floating,
+    check_in_range,
+    check_positive_number,
+    check_reduction,
+    check_same_shape,
+)
+from losslab.losses.regression import _finish, _prepare_pair
+
+__all__ = ["poisson_nll", "gaussian_nll", "tweedie"]
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _shape(rng: np.random.Generator) -> tuple[int, int]:
+    return int(rng.integers(1, 5)), int(rng.integers(1, 6))
+
+
+# ---------------------------------------------------------------------------------------------
+# Poisson
+
+
+def _poisson_example(
+    rng: np.random.Generator, dtype: Any = "float64", *, log_input: bool = True, **_: Any
+) -> tuple[Any, ...]:
+    shape = _shape(rng)
+    x = rng.normal(scale=0.7, size=shape) if log_input else rng.uniform(0.2, 3.0, size=shape)
+    # Rate 2 gives zeros, ones and counts above 1, so full=True's Stirling mask is exercised.
+    y = rng.poisson(2.0, size=shape)
+    return x.astype(dtype), y.astype(dtype)
+
+
+def _stirling(xp: Any, y: Any) -> Any:
+    """``y log y - y + log(2 pi y) / 2`` where ``y > 1``, else 0 (torch's ``full=True`` term)."""
+    big = y > 1
+    ys = xp.where(big, y, xp.ones_like(y))  # keeps log() away from 0 and negatives
+    term = ys * xp.log(ys) - ys + 0.5 * xp.log(ys) + _HALF_LOG_2PI
+    return xp.where(big, term, xp.zeros_like(y))
+
+
+@register(
+    "poisson_nll",
+    task="count regression",
+    formula="mean(exp(input) - target * input)  (log_input=True)",
+    example=_poisson_example,
+    torch="poisson_nll_loss",
+)
+def poisson_nll(
+    input: Any,
+    target: Any,
+    *,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: str = "mean",
+    compute_grad: bool = True,
+):
+    """Poisson negative log-likelihood: ``l_i = exp(x_i) - y_i x_i`` (``log_input=True``).
+
+    ``x`` is the log-rate; with ``log_input=False`` it is the rate itself and
+    ``l_i = x_i - y_i log(x_i + eps)``. The ``log(y_i!)`` constant is dropped unless ``full=True``,
+    which adds Stirling's approximation ``y log y - y + log(2 pi y) / 2`` for ``y_i > 1`` (0 for
+    ``y_i <= 1``); it does not depend on ``x``, so it adds nothing to the gradient.
+
+    Gradient: ``dl_i/dx_i = exp(x_i) - y_i`` (``log_input=True``) or ``1 - y_i / (x_i + eps)``
+    (``log_input=False``), divided by the number of elements for ``reduction="mean"``.
+
+    Options: ``log_input`` (default True), ``full`` (default False), ``eps >= 0`` (default 1e-8,
+    used only with ``log_input=False``), ``reduction``.
+
+    Same as ``torch.nn.functional.poisson_nll_loss``, including its ``log(x + eps)`` with
+    ``log_input=False`` (so the loss is that of rate ``x`` only up to ``eps``; the log-rate form,
+    the default, needs no such guard). Where torch returns NaN for a negative rate with
+    ``log_input=False``, we raise a ValueError naming ``input`` (a value check; see
+    ``losslab.value_checks``). Targets are not checked, as in torch. Reference: McCullagh &
+    Nelder, *Generalized Linear Models* (2nd ed., 1989), sec. 6.2.
+    """
+    eps = check_positive_number(eps, "eps", allow_zero=True)
+    xp, input, target = _prepare_pair(input, target, reduction)
+    if log_input:
+        rate = xp.exp(input)
+        value = rate - target * input
+
+        def dl() -> Any:
+            return rate - target
+    else:
+        check_in_range(xp, input, "input", 0.0, None, "Poisson rates when log_input=False")
+        shifted = input + eps
+        value = input - target * xp.log(shifted)
+
+        def dl() -> Any:
+            return 1.0 - target / shifted
+
+    if full:
+        value = value + _stirling(xp, target)
+    return _finish(xp, value, dl, reduction, compute_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gaussian
+
+
+def _gaussian_example(
+    rng: np.random.Generator, dtype: Any = "float64", **_: Any
+) -> tuple[Any, ...]:
+    n, d = _shape(rng)
+    # Every var layout torch accepts: per element, per row (one dim short or last dim 1), per
+    # column. Kept well above eps so the clamp never engages.
+    var_shape = [(n, d), (n,), (n, 1), (1, d)][int(rng.integers(0, 4))]
+    x = rng.normal(size=(n, d))
+    y = rng.normal(size=(n, d))
+    var = rng.uniform(0.2, 2.0, size=var_shape)
+    return x.astype(dtype), y.astype(dtype), var.astype(dtype)
+
+
+def _var_view_shape(in_shape: tuple[int, ...], var_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape ``var`` is viewed as before broadcasting against ``input``: torch's rule.
+
+    ``var`` may have ``input``'s shape; or ``input``'s shape without its last dimension (one
+    variance per row: it gets a trailing 1); or ``input``'s number of dimensions with exactly one
+    dimension that differs, and that one equal to 1.
+    """
+    if var_shape == in_shape:
+        return var_shape
+    if in_shape and in_shape[:-1] == var_shape:
+        return var_shape + (1,)
+    if len(in_shape) == len(var_shape):
+        differing = [v for i, v in zip(in_shape, var_shape) if i != v]
+        if differing == [1]:
+            return var_shape
+    raise ValueError(
+        f"var of shape {var_shape} does not fit input of shape {in_shape}: var must have "
+        f"input's shape, input's shape without its last dimension, or input's shape with exactly "
+        f"one dimension set to 1 (torch's rule)."
+    )
+
+
+def _check_var_number(var: float) -> float:
+    if not var >= 0:
+        raise ValueError(f"var must be >= 0 (a variance); got {var!r}.")
+    return float(var)
+
+
+@register(
+    "gaussian_nll",
+    task="probabilistic regression",
+    formula="mean(0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)))",
+    example=_gaussian_example,
+    differentiable=("input", "var"),
+    torch="gaussian_nll_loss",
+)
+def gaussian_nll(
+    input: Any,
+    target: Any,
+    var: Any,
+    *,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+    compute_grad: bool = True,
+):
+    """Gaussian negative log-likelihood: ``l_i = (log v_i + (x_i - y_i)^2 / v_i) / 2``.
+
+    ``x`` is the predicted mean, ``var`` the predicted variance and ``v = max(var, eps)``;
+    ``full=True`` adds the constant ``log(2 pi) / 2``. ``var`` may be a number (one variance for
+    all), an array of ``input``'s shape, of ``input``'s shape without the last dimension, or of
+    ``input``'s shape with one dimension set to 1; it is broadcast against ``input`` exactly as
+    torch does.
+
+    Gradient (a tuple, one per differentiable input): ``dl_i/dx_i = (x_i - y_i) / v_i`` and
+    ``dl_i/dvar_i = (1 / v_i - (x_i - y_i)^2 / v_i^2) / 2``, the latter summed over the
+    dimensions along which ``var`` was broadcast, so it has ``var``'s shape (a 0-d array when
+    ``var`` is a number). Both are divided by the number of elements for ``reduction="mean"``.
+
+    Options: ``full`` (default False), ``eps >= 0`` (default 1e-6), ``reduction``.
+
+    Same as ``torch.nn.functional.gaussian_nll_loss``, including its clamp: torch clamps ``var``
+    at ``eps`` under ``no_grad``, so where ``var < eps`` the gradient w.r.t. ``var`` is the
+    formula above evaluated at ``v = eps`` (straight through the clamp), not the 0 that the
+    flat clamped function has; we return the same. Negative (or NaN) variances raise a
+    ValueError naming ``var`` (a value check; see ``losslab.value_checks``). Unlike torch, which
+    broadcasts ``target`` silently, ``target`` must have ``input``'s shape. Reference: Nix &
+    Weigend, "Estimating the mean and variance of the target probability distribution", ICNN
+    1994.
+    """
+    check_reduction(reduction)
+    eps = check_positive_number(eps, "eps", allow_zero=True)
+    var_is_number = isinstance(var, (int, float)) and not isinstance(var, bool)
+    if var_is_number:
+        var_value = _check_var_number(var)
+        xp, (input, target) = namespace(input, target)
+    else:
+        xp, (input, target, var) = namespace(input, target, var)
+    check_floating(xp, input, "input")
+    check_same_shape(input, target, "input", "target")
+    target = as_target(xp, target, input)
+    in_shape = shape_of(input)
+    if var_is_number:
+        v = xp.asarray(var_value, dtype=input.dtype, device=array_api_compat.device(input))
+        view_shape: tuple[int, ...] = ()
+    else:
+        check_floating(xp, var, "var")
+        view_shape = _var_view_shape(in_shape, shape_of(var))
+        check_in_range(xp, var, "var", 0.0, None, "variances must be non-negative")
+        v = var if var.dtype == input.dtype else xp.astype(var, input.dtype)
+        if view_shape != shape_of(var):
+            v = xp.reshape(v, view_shape)
+    v = xp.maximum(v, eps)
+
+    diff = input - target
+    inv = 1.0 / v
+    r = diff * inv  # (x - y) / v, of input's shape
+    elementwise = 0.5 * (xp.log(v) + diff * r)
+    if full:
+        elementwise = elementwise + _HALF_LOG_2PI
+    value = reduce(xp, elementwise, reduction)
+    if not compute_grad:
+        return value, None
+
+    s = scale_for(reduction, elementwise)
+    g_input = r * s
+    g_v = (0.5 * s) * (inv - r * r)
+    if var_is_number:
+        return value, (g_input, xp.sum(g_v))
+    # Broadcasting copied var along some axes; its gradient is the sum over those copies.
+    axes = tuple(
+        i for i, (a, b) in enumerate(zip(view_shape, in_shape)) if a == 1 and b != 1
+    )
+    if axes:
+        g_v = xp.sum(g_v, axis=axes, keepdims=True)
+    g_var = xp.reshape(g_v, shape_of(var))
+    if g_var.dtype != var.dtype:
+        g_var = xp.astype(g_var, var.dtype)
+    return value, (g_input, g_var)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tweedie
+
+
+def _tweedie_example(
+    rng: np.random.Generator, dtype: Any = "float64", **_: Any
+) -> tuple[Any, ...]:
+    shape = _shape(rng)
+    x = rng.normal(scale=0.7, size=shape)
+    # Compound Poisson-gamma draws: exact zeros mixed with positive amounts.
+    y = np.where(rng.random(size=shape) < 0.3, 0.0, rng.gamma(2.0, 0.7, size=shape))
+    return x.astype(dtype), y.astype(dtype)
+
+
+def _check_power(power: Any) -> float:
+    try:
+        p = float(power)
+    except (TypeError, ValueError):
+        raise TypeError(f"power must be a number in (1, 2); got {power!r}.") from None
+    if not 1.0 < p < 2.0:
+        raise ValueError(f"power must lie in (1, 2), exclusive; got {power!r}.")
+    return p
+
+
+@register(
+    "tweedie",
+    task="count regression",
+    formula="mean(-target exp((1-p) input) / (1-p) + exp((2-p) input) / (2-p))",
+    example=_tweedie_example,
+    torch=None,
+)
+def tweedie(
+    input: Any,
+    target: Any,
+    *,
+    power: float = 1.5,
+    reduction: str = "mean",
+    compute_grad: bool = True,
+):
+    """Tweedie NLL, log link: ``l_i = -y_i mu_i^(1-p) / (1-p) + mu_i^(2-p) / (2-p)``.
+
+    ``x`` is the log-mean, ``mu_i = exp(x_i)``; ``p`` is the variance power (``Var = phi mu^p``),
+    which for ``1 < p < 2`` is the compound Poisson-gamma family: non-negative targets with exact
+    zeros (claim amounts, rainfall). Terms that depend only on ``y`` and the dispersion are
+    dropped, so the value is not a deviance and need not be 0 at the optimum.
+
+    Gradient: ``dl_i/dx_i = -y_i exp((1-p) x_i) + exp((2-p) x_i)``, divided by the number of
+    elements for ``reduction="mean"``.
+
+    Options: ``power`` ``p`` in (1, 2), exclusive (default 1.5); ``reduction``. Targets must be
+    >= 0 (a value check; see ``losslab.value_checks``). PyTorch has no Tweedie loss. Reference:
+    the ``tweedie`` objective of LightGBM (``RegressionTweedieLoss``) and XGBoost
+    (``reg:tweedie``, metric ``tweedie-nloglik``), which use this value and gradient; Jorgensen,
+    *The Theory of Dispersion Models* (1997).
+    """
+    p = _check_power(power)
+    xp, input, target = _prepare_pair(input, target, reduction)
+    check_in_range(xp, target, "target", 0.0, None, "Tweedie targets are non-negative")
+    a = xp.exp((1.0 - p) * input)
+    b = xp.exp((2.0 - p) * input)
+    value = target * a / (p - 1.0) + b / (2.0 - p)
+    return _finish(xp, value, lambda: b - target * a, reduction, compute_grad)

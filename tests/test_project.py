@@ -1,0 +1,40 @@
+"""The project's promises about itself: the README's commands, a light import."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Set up.*?```(?:bash|sh)?\n(.*?)```", text, re.S)
+    assert block, "README.md needs a '## Set up' section with a shell block"
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_gives_two_setup_commands_main_job_then_tests():
+    commands = _readme_commands()
+    assert len(commands) == 2, commands
+    assert "losslab train" in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = _readme_commands()[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    steps = [s.strip() for s in test_command.split("&&")]
+    ci_lines = [line.strip() for line in ci.splitlines()]
+    for step in steps:
+        assert any(step in line for line in ci_lines), f"{step!r} not run by .ci/run"
+
+
+def test_import_losslab_stays_light():
+    code = (
+        "import sys, losslab; heavy = [m for m in ('torch', 'jax', 'matplotlib', 'sklearn', "
+        "'tqdm', 'scipy') if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import losslab pulled in: {out.stdout.strip()}"
