@@ -130,4 +130,9 @@ def logsumexp(xp: Any, x: Any, axis: int, keepdims: bool = False) -> Any:
 
 
 def log_softmax(xp: Any, x: Any, axis: int) -> Any:
-    return x - logsumexp(xp, x, axis=axis, keepdims=True)
+    """(x - max) - log(sum(exp(x - max))): subtracting the max first keeps log p exact even for
+    huge logits, where ``x - logsumexp(x)`` would lose the log-sum to cancellation."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    z = x - m
+    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))

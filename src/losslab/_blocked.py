@@ -86,7 +86,8 @@ def value_and_grad(
         # The mean's divisor is known before any block runs, so each block's gradient is scaled
         # as it is copied into place, not in an extra pass.
         denom = float(spec.mean_denominator(*inputs, **options))
-        scale = 1.0 / denom if denom else np.nan
+        # Nothing to average over (every target ignored): NaN value and a zero gradient, as torch.
+        scale = 1.0 / denom if denom else 0.0
     nones: list[Any] = [None] * len(starts)
     sums = np.zeros(len(starts), dtype=np.float64)
 
@@ -103,7 +104,7 @@ def value_and_grad(
                 sums[b] = float(value)
             if compute_grad:
                 for out, g in zip(grads, grad if isinstance(grad, tuple) else (grad,)):
-                    if scale == 1.0:
+                    if reduction != "mean":
                         out[r0:r1] = g
                     else:
                         np.multiply(g, out.dtype.type(scale), out=out[r0:r1])
@@ -120,7 +121,8 @@ def value_and_grad(
     if reduction == "none":
         value = np.concatenate(nones, axis=0)
     else:
-        value = np.asarray(sums.sum() * scale, dtype=first.dtype)
+        total = sums.sum() * scale if scale or reduction == "sum" else np.nan
+        value = np.asarray(total, dtype=first.dtype)
     if not compute_grad:
         return value, None
     return value, (tuple(grads) if len(grads) > 1 else grads[0])

@@ -58,6 +58,7 @@ def _stirling(xp: Any, y: Any) -> Any:
 
 @register(
     "poisson_nll",
+    rowwise=True,
     task="count regression",
     formula="mean(exp(input) - target * input)  (log_input=True)",
     example=_poisson_example,
@@ -278,6 +279,7 @@ def _check_power(power: Any) -> float:
 
 @register(
     "tweedie",
+    rowwise=True,
     task="count regression",
     formula="mean(-target exp((1-p) input) / (1-p) + exp((2-p) input) / (2-p))",
     example=_tweedie_example,

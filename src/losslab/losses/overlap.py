@@ -1,1 +1,202 @@
-"""(family module: being written)"""
+"""Overlap (segmentation) losses: soft Dice, Jaccard (IoU) and Tversky on probabilities.
+
+``input`` holds probabilities (sigmoid or softmax outputs) of shape (N, ...), ``target`` the same
+shape with values in [0, 1] (binary masks or soft labels). Each sample gets one score over all of
+its non-batch elements (channels included, as mmdetection's ``dice_loss`` and MONAI's DiceLoss
+with one channel); the loss is ``1 - score``, reduced over the N samples.
+
+The three are one computation: with ``TP = sum p t``, ``FP = sum p (1 - t)``, ``FN = sum (1 - p) t``
+the Tversky index is ``(TP + s) / (TP + a FP + b FN + s)``; Jaccard is ``a = b = 1``, and Dice
+``(2 TP + s) / (sum p + sum t + s)`` is ``a = b = 1/2`` with smoothing ``s / 2``. So one core
+(``_tversky``) serves all three.
+
+Smoothing ``smooth`` is added to both numerator and denominator, segmentation_models_pytorch's
+``smooth`` and MONAI's ``smooth_nr = smooth_dr`` convention; it keeps the score defined (1 for an
+empty prediction on an empty mask) and the gradient bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from losslab._array import namespace, shape_of
+from losslab._reduction import reduce, scale_for
+from losslab._registry import register
+from losslab._validation import (
+    as_target,
+    check_floating,
+    check_in_range,
+    check_positive_number,
+    check_reduction,
+    check_same_shape,
+)
+
+
+def _prepare(input: Any, target: Any, reduction: str, smooth: Any):
+    check_reduction(reduction)
+    smooth = check_positive_number(smooth, "smooth", allow_zero=True)
+    xp, (input, target) = namespace(input, target)
+    check_floating(xp, input, "input")
+    if input.ndim < 2:
+        raise ValueError(
+            "input must have shape (N, ...) with at least 2 dimensions: a batch axis and the "
+            f"elements each sample's score sums over; got shape {shape_of(input)}."
+        )
+    check_same_shape(input, target, "input", "target")
+    target = as_target(xp, target, input)
+    check_in_range(xp, input, "input", 0.0, 1.0, "probabilities, e.g. sigmoid or softmax output")
+    check_in_range(xp, target, "target", 0.0, 1.0, "probabilities or a binary mask")
+    return xp, input, target, smooth
+
+
+def _tversky(
+    xp: Any, p: Any, t: Any, *, alpha: float, beta: float, smooth: float, reduction: str,
+    compute_grad: bool,
+):
+    """``1 - (TP + s) / (TP + a FP + b FN + s)`` per sample, and its gradient w.r.t. ``p``.
+
+    With ``FP = sum p - TP`` and ``FN = sum t - TP`` the denominator is
+    ``D = (1 - a - b) TP + a sum p + b sum t + s``, and
+    ``dscore/dp = (t - score (a + (1 - a - b) t)) / D``.
+    """
+    axes = tuple(range(1, p.ndim))
+    tp = xp.sum(p * t, axis=axes, keepdims=True)
+    sp = xp.sum(p, axis=axes, keepdims=True)
+    st = xp.sum(t, axis=axes, keepdims=True)
+    den = (1.0 - alpha - beta) * tp + alpha * sp + beta * st + smooth
+    score = (tp + smooth) / den
+    per = 1.0 - score
+    value = reduce(xp, xp.reshape(per, (int(p.shape[0]),)), reduction)
+    if not compute_grad:
+        return value, None
+    scale = scale_for(reduction, per)
+    g = t * ((score * (1.0 - alpha - beta) - 1.0) * (scale / den))
+    g += (score * alpha) * (scale / den)
+    return value, g
+
+
+def _example(rng: np.random.Generator, dtype: Any = "float64", **_: Any) -> tuple[Any, ...]:
+    """Probabilities kept inside [0.05, 0.95] (so finite differences stay in [0, 1]); targets
+    either a binary mask or soft labels."""
+    shape = (int(rng.integers(1, 4)),) + tuple(
+        int(d) for d in rng.integers(1, 4, size=int(rng.integers(1, 3)))
+    )
+    p = rng.uniform(0.05, 0.95, size=shape).astype(dtype)
+    if rng.random() < 0.5:
+        t = (rng.random(size=shape) < 0.5).astype(dtype)
+    else:
+        t = rng.random(size=shape).astype(dtype)
+    return p, t
+
+
+@register(
+    "dice",
+    task="segmentation",
+    formula="1 - (2 sum(p t) + s) / (sum p + sum t + s), per sample",
+    example=_example,
+)
+def dice(
+    input: Any, target: Any, *, smooth: float = 1.0, reduction: str = "mean",
+    compute_grad: bool = True,
+):
+    """Soft Dice loss: ``l_i = 1 - (2 sum_j p_ij t_ij + s) / (sum_j p_ij + sum_j t_ij + s)``.
+
+    Sums run over every non-batch element of sample i; ``s = smooth`` (default 1.0) is added to
+    numerator and denominator.
+
+    Gradient: ``dl_i/dp_ij = (score_i - 2 t_ij) / (sum_j p_ij + sum_j t_ij + s)``, divided by N
+    for ``reduction="mean"``.
+
+    Options: ``smooth`` >= 0 (0 gives NaN for an all-zero sample); ``reduction`` over samples.
+    torch has no Dice loss; this is segmentation_models_pytorch's ``soft_dice_score`` over all
+    non-batch dims with its ``smooth`` (without its ``eps`` clamp, which only matters at
+    ``smooth=0``), and MONAI's ``DiceLoss`` with ``smooth_nr = smooth_dr = smooth`` for one
+    channel. Not the squared-denominator V-Net variant.
+
+    Reference: Milletari, Navab, Ahmadi, "V-Net", 3DV 2016; Sudre et al., "Generalised Dice
+    overlap as a deep learning loss function", DLMIA 2017.
+    """
+    xp, p, t, smooth = _prepare(input, target, reduction, smooth)
+    return _tversky(
+        xp, p, t, alpha=0.5, beta=0.5, smooth=0.5 * smooth, reduction=reduction,
+        compute_grad=compute_grad,
+    )
+
+
+@register(
+    "jaccard",
+    task="segmentation",
+    formula="1 - (sum(p t) + s) / (sum p + sum t - sum(p t) + s), per sample",
+    example=_example,
+)
+def jaccard(
+    input: Any, target: Any, *, smooth: float = 1.0, reduction: str = "mean",
+    compute_grad: bool = True,
+):
+    """Soft Jaccard (IoU) loss: ``l_i = 1 - (I_i + s) / (U_i + s)``, ``I = sum p t``,
+    ``U = sum p + sum t - I``.
+
+    Sums run over every non-batch element of sample i; ``s = smooth`` (default 1.0) is added to
+    numerator and denominator.
+
+    Gradient: ``dl_i/dp_ij = (score_i - (1 + score_i) t_ij) / (U_i + s)``, divided by N for
+    ``reduction="mean"``.
+
+    Options: ``smooth`` >= 0; ``reduction`` over samples. torch has no Jaccard loss; same as
+    segmentation_models_pytorch's ``soft_jaccard_score`` over all non-batch dims with its
+    ``smooth`` (no ``eps`` clamp) and MONAI's ``DiceLoss(jaccard=True)`` with
+    ``smooth_nr = smooth_dr``.
+
+    Reference: Rahman and Wang, "Optimizing Intersection-Over-Union in Deep Neural Networks for
+    Image Segmentation", ISVC 2016.
+    """
+    xp, p, t, smooth = _prepare(input, target, reduction, smooth)
+    return _tversky(
+        xp, p, t, alpha=1.0, beta=1.0, smooth=smooth, reduction=reduction,
+        compute_grad=compute_grad,
+    )
+
+
+@register(
+    "tversky",
+    task="segmentation",
+    formula="1 - (TP + s) / (TP + alpha FP + beta FN + s), per sample",
+    example=_example,
+)
+def tversky(
+    input: Any,
+    target: Any,
+    *,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    smooth: float = 1.0,
+    reduction: str = "mean",
+    compute_grad: bool = True,
+):
+    """Tversky loss: ``l_i = 1 - (TP_i + s) / (TP_i + alpha FP_i + beta FN_i + s)``.
+
+    ``TP = sum p t``, ``FP = sum p (1 - t)``, ``FN = sum (1 - p) t`` over every non-batch element
+    of sample i; ``alpha`` weighs false positives, ``beta`` false negatives; ``s = smooth``
+    (default 1.0) is added to numerator and denominator. ``alpha = beta = 1`` is ``jaccard``;
+    ``alpha = beta = 0.5`` with ``smooth = s / 2`` is ``dice`` with ``smooth = s``.
+
+    Gradient: with ``D_i`` the denominator,
+    ``dl_i/dp_ij = (score_i (alpha + (1 - alpha - beta) t_ij) - t_ij) / D_i``, divided by N for
+    ``reduction="mean"``.
+
+    Options: ``alpha``, ``beta`` >= 0; ``smooth`` >= 0; ``reduction`` over samples. torch has no
+    Tversky loss; same as segmentation_models_pytorch's ``TverskyLoss`` score with ``gamma=1``
+    over all non-batch dims (no ``eps`` clamp).
+
+    Reference: Salehi, Erdogmus, Gholipour, "Tversky loss function for image segmentation using
+    3D fully convolutional deep networks", MLMI 2017.
+    """
+    alpha = check_positive_number(alpha, "alpha", allow_zero=True)
+    beta = check_positive_number(beta, "beta", allow_zero=True)
+    xp, p, t, smooth = _prepare(input, target, reduction, smooth)
+    return _tversky(
+        xp, p, t, alpha=alpha, beta=beta, smooth=smooth, reduction=reduction,
+        compute_grad=compute_grad,
+    )

@@ -119,6 +119,7 @@ def _finish(
 
 @register(
     "mse",
+    rowwise=True,
     task="regression",
     formula="mean((input - target)^2)",
     example=_pair_example,
@@ -153,6 +154,7 @@ def mse(
 
 @register(
     "l1",
+    rowwise=True,
     task="regression",
     formula="mean(|input - target|)",
     example=_abs_example,
@@ -196,6 +198,7 @@ def _huber_parts(xp: Any, diff: Any, delta: float) -> tuple[Any, Any]:
 
 @register(
     "huber",
+    rowwise=True,
     task="regression",
     formula="mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)), d = input - target",
     example=_huber_example,
@@ -232,6 +235,7 @@ def huber(
 
 @register(
     "smooth_l1",
+    rowwise=True,
     task="regression",
     formula="mean(0.5 d^2 / beta if |d| < beta else |d| - beta/2), d = input - target",
     example=_smooth_l1_example,
@@ -266,6 +270,7 @@ def smooth_l1(
 
 @register(
     "log_cosh",
+    rowwise=True,
     task="regression",
     formula="mean(log(cosh(input - target)))",
     example=_pair_example,
@@ -299,6 +304,7 @@ def log_cosh(input: Any, target: Any, *, reduction: str = "mean", compute_grad: 
 
 @register(
     "quantile",
+    rowwise=True,
     task="regression",
     formula="mean(max(q (target - input), (q - 1) (target - input)))",
     example=_abs_example,
