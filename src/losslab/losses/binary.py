@@ -86,9 +86,10 @@ def _logit_bce(xp: Any, x: Any, y: Any, pos_weight: Any, compute_grad: bool) -> 
     loss = pos_term + (1.0 - y) * sp_pos
     if not compute_grad:
         return loss, None
-    s, s_neg = _sigmoid_both(xp, x, e)
     if pos_weight is None:
-        return loss, s - y
+        big = 1.0 / (1.0 + e)
+        return loss, xp.where(x >= 0, big, e * big) - y  # sigmoid(x) - y
+    s, s_neg = _sigmoid_both(xp, x, e)
     return loss, (1.0 - y) * s - (pos_weight * y) * s_neg
 
 
@@ -104,7 +105,8 @@ def _reduce_with_grad(
     value = reduce(xp, loss, reduction)
     if not compute_grad:
         return value, None
-    return value, grad * scale_for(reduction, loss)
+    scale = scale_for(reduction, loss)
+    return value, grad if scale == 1.0 else grad * scale
 
 
 def _check_probabilities(xp: Any, x: Any, name: str) -> None:
@@ -162,6 +164,7 @@ def _multilabel_example(rng: np.random.Generator, dtype: Any = "float64", **opti
 
 @register(
     "bce",
+    rowwise=True,
     task="binary",
     formula="-w [y log p + (1 - y) log(1 - p)], logs clamped at -100",
     example=_prob_example,
@@ -217,6 +220,7 @@ def bce(
 
 @register(
     "bce_with_logits",
+    rowwise=True,
     task="binary",
     formula="w [pw y softplus(-x) + (1 - y) softplus(x)]",
     example=_logit_example,
@@ -262,6 +266,7 @@ def bce_with_logits(
 
 @register(
     "focal",
+    rowwise=True,
     task="binary",
     formula="-alpha_t (1 - p_t)^gamma log p_t, p = sigmoid(x)",
     example=_logit_example,
@@ -361,6 +366,7 @@ def _check_signs(xp: Any, y: Any, name: str) -> None:
 
 @register(
     "soft_margin",
+    rowwise=True,
     task="binary",
     formula="log(1 + exp(-y x)), y in {-1, +1}",
     example=_sign_example,

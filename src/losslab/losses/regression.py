@@ -103,7 +103,8 @@ def _finish(
         value = reduce(xp, elementwise, reduction)
         if not compute_grad:
             return value, None
-        return value, dl() * scale_for(reduction, elementwise)
+        scale = scale_for(reduction, elementwise)
+        return value, dl() if scale == 1.0 else dl() * scale
     weighted = elementwise * weight
     if reduction == "mean" and weighted_mean == "sum_of_weights":
         total = xp.sum(weight)
@@ -193,7 +194,7 @@ def _huber_parts(xp: Any, diff: Any, delta: float) -> tuple[Any, Any]:
     """
     a = xp.abs(diff)
     m = xp.minimum(a, delta)
-    return m * (a - 0.5 * m), xp.minimum(xp.maximum(diff, -delta), delta)
+    return m * (a - 0.5 * m), xp.clip(diff, -delta, delta)
 
 
 @register(
