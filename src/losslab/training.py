@@ -1,0 +1,702 @@
+"""The training loop: forward pass, loss, gradient flowing backward, an optimizer step.
+
+The article's system, as a ``Trainer``::
+
+    model = mlp([64, 128, 10], seed=0)
+    trainer = Trainer(model, "cross_entropy", "adam", lr=1e-3, seed=0)
+    history = trainer.fit(X, y, epochs=20, batch_size=64, validation_split=0.2,
+                          callbacks=[EarlyStopping(patience=3)])
+    trainer.evaluate(X_test, y_test)  # {"loss": ..., "accuracy": ...}
+
+What one step does (``Trainer.train_step``)::
+
+    out = model.forward(xb)
+    L, dL/dout = loss.value_and_grad(out, yb)      # one pass through the catalog loss
+    model.backward(dL/dout)                        # fills every layer's gradients
+    L += R(w); grad += dR/dw                       # the article's regularisation term, if any
+    check L and every gradient are finite         # else NonFiniteError(epoch, batch)
+    clip gradients (by norm / by value)
+    optimizer.step(params, grads)                  # in place
+
+Conventions:
+
+- ``history["loss"]`` is the mean over the epoch's batches (weighted by batch size) of the loss
+  *including* the regularisation term, as Keras reports it; ``history["reg_loss"]`` is that term
+  alone. ``val_loss`` is the data loss on the validation set without the penalty (the quantity
+  generalisation is judged by). Training metrics stream over the epoch's batches as the weights
+  change (Keras's convention); ``val_`` metrics are computed at the epoch's end in eval mode.
+- ``history["grad_norm/<param>"]`` is the mean over the epoch's batches of the L2 norm of that
+  parameter's gradient (after the regularisation gradient, before clipping): vanishing or
+  exploding gradients show up here per layer.
+- Schedules step once per epoch: ``lr <- schedule.step(metric)`` with metric = ``val_loss`` when
+  there is validation data and ``loss`` otherwise (only ReduceOnPlateau reads it).
+  ``history["lr"]`` is the rate used during the epoch.
+- ``validation_split`` holds out the *last* fraction of the samples, before shuffling (Keras).
+- One ``seed`` fixes everything random: ``SeedSequence(seed).spawn(3)`` gives independent
+  streams for initialisation (``trainer.init_rng``, or ``seed_streams(seed)["init"]`` to pass as
+  ``mlp(..., seed=<that generator>)``), shuffling and the dropout masks (the Trainer reseeds the
+  model's Dropout layers). A model built with ``mlp(..., seed=seed)`` is reproducible as well.
+- Task: ``"classification"`` when the loss is a multiclass one (cross_entropy, nll, poly1,
+  multi_margin, ...) and ``y`` holds integer labels; ``"binary"`` for binary losses on logits
+  (bce_with_logits, ...) with 0/1 targets; ``"regression"`` otherwise. Pass ``task=`` to force.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+import losslab
+from losslab.callbacks import Callback
+from losslab.metrics import (
+    CLASSIFICATION_METRICS,
+    METRICS,
+    REGRESSION_METRICS,
+    StreamingMetric,
+)
+
+__all__ = ["Trainer", "History", "NonFiniteError", "TASKS", "seed_streams"]
+
+TASKS = ("regression", "classification", "binary")
+
+# Losses whose input is per-class scores (logits) and whose target is a class index.
+_MULTICLASS_TASKS = ("multiclass", "classification")
+# Binary losses on logits with 0/1 targets (for which sigmoid(output) is a probability).
+_BINARY_LOGIT_LOSSES = ("bce_with_logits", "focal", "binary_focal", "sigmoid_focal", "poly1_binary")
+
+
+class NonFiniteError(ValueError):
+    """The loss or a gradient became NaN or infinite; ``epoch`` and ``batch`` count from 0."""
+
+    def __init__(self, what: str, epoch: int, batch: int, value: float | None = None) -> None:
+        self.what, self.epoch, self.batch = what, epoch, batch
+        shown = "" if value is None else f" ({value})"
+        super().__init__(
+            f"non-finite {what}{shown} at epoch {epoch}, batch {batch} (counting from 0). "
+            "Lower the learning rate, clip gradients (clip_norm=...), standardise the inputs, "
+            "or check the data for extreme values."
+        )
+
+
+def seed_streams(seed: int | None) -> dict[str, np.random.Generator]:
+    """Independent generators ``init``, ``shuffle`` and ``dropout`` derived from one seed."""
+    init, shuffle, dropout = np.random.SeedSequence(seed).spawn(3)
+    return {
+        "init": np.random.default_rng(init),
+        "shuffle": np.random.default_rng(shuffle),
+        "dropout": np.random.default_rng(dropout),
+    }
+
+
+class History:
+    """Per-epoch records: ``history["loss"][e]`` is the value after epoch ``epochs[e]``.
+
+    Keys: ``loss``, ``val_loss``, ``lr``, metric names and ``val_<metric>``,
+    ``grad_norm/<param>``, ``reg_loss`` (with a regulariser). Every list has one entry per epoch
+    (NaN where a value was not measured that epoch).
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epochs: list[int] = []
+
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
+        n = len(self.epochs)
+        for k, v in logs.items():
+            if k not in self.history:
+                self.history[k] = [math.nan] * n
+            self.history[k].append(float(v))
+        for col in self.history.values():
+            if len(col) == n:
+                col.append(math.nan)
+        self.epochs.append(int(epoch))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def keys(self) -> Iterable[str]:
+        return self.history.keys()
+
+    def last(self) -> dict[str, float]:
+        return {k: v[-1] for k, v in self.history.items()} if self.epochs else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": list(self.epochs),
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        h = cls()
+        h.epochs = [int(e) for e in d.get("epochs", [])]
+        h.history = {k: [float(x) for x in v] for k, v in d.get("history", {}).items()}
+        return h
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """One row per epoch, columns ``epoch`` then the keys in insertion order."""
+        keys = list(self.history)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", *keys])
+            for i, e in enumerate(self.epochs):
+                w.writerow([e, *(repr(self.history[k][i]) for k in keys)])
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self)}, keys={list(self.history)})"
+
+
+def _positive(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number; got {value!r}.")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name} must be a positive finite number (> 0); got {value!r}.")
+    return float(value)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
+
+def _find_nonfinite(a: np.ndarray) -> str:
+    bad = np.argwhere(~np.isfinite(a))
+    return f" (first at index {tuple(int(i) for i in bad[0])})" if len(bad) else ""
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    from losslab._array import sigmoid
+
+    return sigmoid(np, z)
+
+
+class Trainer:
+    """Fits ``model`` by minimising ``loss`` with ``optimizer``; see the module docstring.
+
+    Parameters
+    ----------
+    model : a losslab ``Layer`` (usually ``Sequential``; ``mlp`` and ``linear_model`` build one).
+    loss : a catalog name (``"mse"``, ``"cross_entropy"``, ...) or a ``losslab.Loss``.
+    optimizer : a name (``"sgd"``, ``"adam"``, ...) or an ``Optimizer``. ``lr`` overrides its rate.
+    schedule : None, a name (constant, step, exponential, cosine, cyclic, plateau; ``step`` needs
+        options, so pass a ``Schedule`` for those) or a ``Schedule``.
+    regularizer : None or a ``Regularizer`` (L1, L2, ElasticNet): its value is added to the loss
+        and its gradient to the parameters' gradients.
+    clip_norm, clip_value : gradient clipping by global L2 norm / by value (torch semantics).
+    metrics : metric names (see ``losslab.metrics.METRICS``); default accuracy for classification,
+        r2 and mae for regression; ``[]`` for none (fastest).
+    task : None (inferred at ``fit``), "regression", "classification" or "binary".
+    seed : fixes shuffling and dropout masks (and ``init_rng``).
+    dtype : "float32" or "float64"; None (default) takes the model's parameter dtype. Data are
+        converted to it once per ``fit``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        loss: str | Any = "mse",
+        optimizer: str | Any = "sgd",
+        *,
+        lr: float | None = None,
+        schedule: Any = None,
+        regularizer: Any = None,
+        clip_norm: float | None = None,
+        clip_value: float | None = None,
+        metrics: Sequence[str] | None = None,
+        task: str | None = None,
+        seed: int | None = 0,
+        dtype: Any = None,
+    ) -> None:
+        from losslab.optimizers import Optimizer, make_optimizer
+        from losslab.schedules import Schedule, make_schedule
+
+        if not (hasattr(model, "forward") and hasattr(model, "parameters")):
+            raise TypeError(f"model must be a losslab Layer; got {type(model).__name__}.")
+        self.model = model
+        self.loss = losslab.get(loss) if isinstance(loss, str) else loss
+        if not hasattr(self.loss, "value_and_grad"):
+            raise TypeError(f"loss must be a catalog name or a losslab.Loss; got {loss!r}.")
+        if lr is not None:
+            lr = _positive(lr, "lr")
+        if isinstance(optimizer, str):
+            optimizer = make_optimizer(optimizer, lr=lr)
+        elif isinstance(optimizer, Optimizer):
+            if lr is not None:
+                optimizer.lr = lr
+        else:
+            raise TypeError(f"optimizer must be a name or an Optimizer; got {optimizer!r}.")
+        _positive(optimizer.lr, "lr")
+        self.optimizer = optimizer
+        if isinstance(schedule, str):
+            schedule = make_schedule(schedule, self.optimizer.lr)
+        elif schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be None, a name or a Schedule; got {schedule!r}.")
+        self.schedule = schedule
+        if schedule is not None:
+            self.optimizer.lr = float(schedule.lr)
+        if regularizer is not None and not (
+            hasattr(regularizer, "value") and hasattr(regularizer, "grad")
+        ):
+            raise TypeError(
+                "regularizer must be None or a Regularizer (L1, L2, ElasticNet); "
+                f"got {regularizer!r}."
+            )
+        self.regularizer = regularizer
+        self.clip_norm = None if clip_norm is None else _positive(clip_norm, "clip_norm")
+        self.clip_value = None if clip_value is None else _positive(clip_value, "clip_value")
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS} or None; got {task!r}.")
+        self.task = task
+        self._metric_names = None if metrics is None else [str(m) for m in metrics]
+        for m in self._metric_names or ():
+            if m not in METRICS:
+                from losslab.metrics import get_metric
+
+                get_metric(m)  # raises with the closest names
+        params = model.parameters()
+        model_dtype = next(iter(params.values())).dtype if params else np.dtype(np.float32)
+        if dtype is None:
+            self.dtype = np.dtype(model_dtype)
+        else:
+            try:
+                self.dtype = np.dtype(dtype)
+            except TypeError:
+                raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.") from None
+            if self.dtype not in (np.float32, np.float64):
+                raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
+            if params and self.dtype != model_dtype:
+                raise ValueError(
+                    f"dtype={str(self.dtype)!r} but the model's parameters are {model_dtype}; "
+                    f"build the model with dtype={str(self.dtype)!r}."
+                )
+        self.seed = seed
+        streams = seed_streams(seed)
+        self.init_rng = streams["init"]
+        self.shuffle_rng = streams["shuffle"]
+        if hasattr(model, "set_rng"):
+            model.set_rng(streams["dropout"])
+        self.history = History()
+        self.stop_training = False
+        self.epoch = 0
+        self.callbacks: list[Callback] = []
+        self._y_1d = True
+        self._n_outputs: int | None = None
+
+    # -- model facts ------------------------------------------------------------------------
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.lr)
+
+    @property
+    def in_features(self) -> int | None:
+        """Input width from the first parameterised layer's weight (None if unknown)."""
+        layers = list(self.model) if hasattr(self.model, "__iter__") else [self.model]
+        for layer in layers:
+            w = layer.parameters().get("weight") if hasattr(layer, "parameters") else None
+            if w is None and hasattr(layer, "parameters"):
+                w = next((v for k, v in layer.parameters().items() if k.endswith("weight")), None)
+            if w is not None and w.ndim == 2:
+                return int(w.shape[1])
+        return None
+
+    @property
+    def n_outputs(self) -> int:
+        """Output width, found once by a forward pass of one zero sample in eval mode."""
+        if self._n_outputs is None:
+            d = self.in_features or 1
+            with _eval_mode(self.model):
+                out = self.model.forward(np.zeros((1, d), dtype=self.dtype))
+            self._n_outputs = int(out.shape[-1]) if out.ndim > 1 else 1
+        return self._n_outputs
+
+    def _infer_task(self, y: np.ndarray) -> str:
+        spec = getattr(self.loss, "spec", None)
+        family = getattr(spec, "task", "")
+        name = getattr(self.loss, "name", "")
+        if family in _MULTICLASS_TASKS and y.ndim == 1:
+            return "classification"  # non-integer labels are then rejected by _check_y
+        if name in _BINARY_LOGIT_LOSSES and self.n_outputs == 1:
+            return "binary"
+        return "regression"
+
+    # -- input checks -----------------------------------------------------------------------
+
+    def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
+        try:
+            X = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a numeric array; {exc}") from None
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold numbers; got dtype {X.dtype}.")
+        d = self.in_features
+        if X.ndim == 1 and d == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise ValueError(
+                f"{name} must be a 2-D array (n_samples, n_features); got shape {X.shape}."
+            )
+        if d is not None and X.shape[1] != d:
+            raise ValueError(
+                f"{name} has {X.shape[1]} features, but the model expects {d} (its first layer's "
+                "in_features)."
+            )
+        if len(X) == 0:
+            raise ValueError(f"{name} is empty (0 samples).")
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{name} contains NaN or infinite values{_find_nonfinite(X)}.")
+        return X
+
+    def _check_y(self, y: Any, n: int, name: str = "y", x_name: str = "X") -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != n:
+            raise ValueError(
+                f"{x_name} and {name} must have the same number of samples; got {n} and "
+                f"{len(y) if y.ndim else 'a scalar'}."
+            )
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold numbers; got dtype {y.dtype}.")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError(f"{name} contains NaN or infinite values{_find_nonfinite(y)}.")
+        task = self.task
+        if task == "classification":
+            if y.ndim != 1:
+                raise ValueError(
+                    f"{name} must be a 1-D array of integer class labels for classification; got "
+                    f"shape {y.shape}."
+                )
+            if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+                raise ValueError(
+                    f"{name} must hold integer class labels for classification; got non-integer "
+                    f"values such as {y[y != np.round(y)][0]!r}."
+                )
+            c = self.n_outputs
+            if y.min() < 0 or y.max() >= c:
+                raise ValueError(
+                    f"{name} labels must lie in [0, {c - 1}] for a model with {c} outputs; got "
+                    f"values in [{y.min()}, {y.max()}]."
+                )
+            return y.astype(np.int64, copy=False)
+        c = self.n_outputs
+        if task == "binary":
+            if not np.all((y == 0) | (y == 1)):
+                raise ValueError(f"{name} must hold 0/1 labels for binary classification.")
+        if y.ndim == 1:
+            if c != 1:
+                raise ValueError(
+                    f"{name} has one target per sample but the model has {c} outputs; pass "
+                    f"{name} of shape ({n}, {c})."
+                )
+            y = y[:, None]
+        elif y.shape[1:] != (c,) or y.ndim != 2:
+            raise ValueError(f"{name} must have shape ({n},) or ({n}, {c}); got {y.shape}.")
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    def _prepare(self, X: Any, y: Any, x_name: str = "X", y_name: str = "y"):
+        X = self._check_X(X, x_name)
+        y_arr = np.asarray(y)
+        if self.task is None:
+            if y_arr.ndim == 0 or len(y_arr) != len(X):
+                self._check_y(y_arr, len(X), y_name, x_name)  # raises the length error
+            self.task = self._infer_task(y_arr)
+        if y_arr.ndim >= 1 and len(y_arr) == len(X):
+            self._y_1d = y_arr.ndim == 1
+        return X, self._check_y(y_arr, len(X), y_name, x_name)
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int, norms: dict | None):
+        """Forward, backward, checks, clip, update.
+
+        Returns ``(loss including the penalty, penalty, model output)``.
+        """
+        model = self.model
+        out = model.forward(xb)
+        value, g = self.loss.value_and_grad(out, yb)
+        loss_value = float(value)
+        if not math.isfinite(loss_value):
+            raise NonFiniteError("loss", epoch, batch, loss_value)
+        try:
+            model.backward(g, input_grad=False)
+        except TypeError:  # a custom layer without the input_grad switch
+            model.backward(g)
+        params = model.parameters()
+        grads = model.gradients()
+        penalty = 0.0
+        if self.regularizer is not None:
+            penalty = float(self.regularizer.value(params))
+            for k, gk in self.regularizer.grad(params).items():
+                grads[k] += gk
+        for k, gk in grads.items():
+            flat = gk.reshape(-1)
+            sq = float(np.dot(flat, flat))
+            if not math.isfinite(sq) and not np.all(np.isfinite(gk)):
+                raise NonFiniteError(f"gradient of {k!r}", epoch, batch)
+            if norms is not None:
+                # sq overflowing float32 for huge-but-finite gradients: recompute in float64
+                norms[k] += math.sqrt(sq) if math.isfinite(sq) else float(
+                    np.linalg.norm(gk.astype(np.float64))
+                )
+        if self.clip_norm is not None or self.clip_value is not None:
+            from losslab.regularization import clip_grad_norm, clip_grad_value
+
+            if self.clip_value is not None:
+                clip_grad_value(grads, self.clip_value)
+            if self.clip_norm is not None:
+                clip_grad_norm(grads, self.clip_norm)
+        self.optimizer.step(params, grads)
+        return loss_value + penalty, penalty, out
+
+    def train_step(self, xb: Any, yb: Any) -> float:
+        """One forward/backward/update on a batch; returns the loss (with the penalty)."""
+        xb, yb = self._prepare(xb, yb, "xb", "yb")
+        self.model.train()
+        return self._step(xb, yb, self.epoch, 0, None)[0]
+
+    # -- fit --------------------------------------------------------------------------------
+
+    def _metric_list(self) -> list[str]:
+        if self._metric_names is not None:
+            return self._metric_names
+        if self.task in ("classification", "binary"):
+            return list(CLASSIFICATION_METRICS)
+        return list(REGRESSION_METRICS)
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        epochs: int = 10,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        validation_data: tuple[Any, Any] | None = None,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+        verbose: bool = False,
+    ) -> History:
+        """Train for ``epochs`` epochs (mini-batches of ``batch_size``; None = full batch).
+
+        With ``checkpoint_path`` the full training state is saved (atomically) after every
+        ``checkpoint_every`` epochs and at the end. ``resume=True`` continues an interrupted run:
+        if the checkpoint exists its state is loaded and training goes on until ``epochs`` epochs
+        are done *in total*, giving the same parameters as an uninterrupted run. Otherwise each
+        call trains ``epochs`` more epochs.
+        """
+        epochs = _count(epochs, "epochs")
+        checkpoint_every = _count(checkpoint_every, "checkpoint_every")
+        X, y = self._prepare(X, y)
+        n = len(X)
+        batch_size = n if batch_size is None else _count(batch_size, "batch_size")
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError("validation_data must be a pair (X_val, y_val).")
+            Xv, yv = self._prepare(*validation_data, "validation_data[0]", "validation_data[1]")
+        elif validation_split:
+            if isinstance(validation_split, bool) or not (0.0 < float(validation_split) < 1.0):
+                raise ValueError(f"validation_split must lie in [0, 1); got {validation_split!r}.")
+            n_val = int(math.floor(n * float(validation_split)))
+            if n_val < 1 or n_val >= n:
+                raise ValueError(
+                    f"validation_split={validation_split} leaves {n_val} of {n} samples for "
+                    "validation; it must leave at least one for each part."
+                )
+            X, Xv, y, yv = X[: n - n_val], X[n - n_val :], y[: n - n_val], y[n - n_val :]
+            n = len(X)
+        else:
+            Xv = yv = None
+        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+            from losslab.checkpoint import load_checkpoint
+
+            self.callbacks = list(callbacks)
+            load_checkpoint(self, checkpoint_path)
+            target = epochs
+        else:
+            target = self.epoch + epochs
+        self.callbacks = list(callbacks)
+        self.stop_training = False
+        metric_names = self._metric_list()
+        streaming = [StreamingMetric(m) for m in metric_names if m in StreamingMetric.SUPPORTED]
+        param_names = list(self.model.parameters())
+        # Buffers reused every epoch: shuffling copies into them, batches are views (no copies).
+        Xs = np.empty_like(X) if shuffle else X
+        ys = np.empty_like(y) if shuffle else y
+        labels_checked = self.task == "classification"
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        for epoch in range(self.epoch, target):
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, epoch)
+            self.model.train()
+            if shuffle:
+                perm = self.shuffle_rng.permutation(n)
+                np.take(X, perm, axis=0, out=Xs)
+                np.take(y, perm, axis=0, out=ys)
+            lr_used = self.lr
+            total = 0.0
+            reg_total = 0.0
+            norms = dict.fromkeys(param_names, 0.0)
+            for m in streaming:
+                m.reset()
+            n_batches = 0
+            # Labels were range-checked up front: skip the loss's per-batch value checks.
+            # Overflow is reported by the NonFiniteError guard, not by NumPy warnings.
+            with losslab.value_checks(not labels_checked), np.errstate(
+                over="ignore", invalid="ignore"
+            ):
+                for b, start in enumerate(range(0, n, batch_size)):
+                    xb = Xs[start : start + batch_size]
+                    yb = ys[start : start + batch_size]
+                    value, penalty, out = self._step(xb, yb, epoch, b, norms)
+                    total += value * len(xb)
+                    reg_total += penalty * len(xb)
+                    for m in streaming:
+                        m.update(yb, self._metric_input(out))
+                    n_batches += 1
+                    if self.callbacks:
+                        batch_logs = {"loss": value, "size": float(len(xb))}
+                        for cb in self.callbacks:
+                            cb.on_batch_end(self, epoch, b, batch_logs)
+            logs: dict[str, float] = {"loss": total / n}
+            if self.regularizer is not None:
+                logs["reg_loss"] = reg_total / n
+            for m in streaming:
+                logs[m.name] = m.result()
+            if Xv is not None:
+                for k, v in self._evaluate_arrays(Xv, yv, metric_names).items():
+                    logs["val_" + k] = v
+            logs["lr"] = lr_used
+            for k in param_names:
+                logs["grad_norm/" + k] = norms[k] / n_batches
+            self.epoch = epoch + 1
+            if self.schedule is not None:
+                metric = logs.get("val_loss", logs["loss"])
+                self.optimizer.lr = float(self.schedule.step(metric))
+            self.history.append(epoch, logs)
+            if verbose:
+                shown = {k: v for k, v in logs.items() if not k.startswith("grad_norm/")}
+                print(f"epoch {epoch + 1}/{target} " + " ".join(
+                    f"{k}={v:.6g}" for k, v in shown.items()))
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, logs)
+            last = self.stop_training or epoch + 1 == target
+            if checkpoint_path is not None and (last or (epoch + 1) % checkpoint_every == 0):
+                from losslab.checkpoint import save_checkpoint
+
+                save_checkpoint(self, checkpoint_path)
+            if self.stop_training:
+                break
+        # Like Keras, on_train_end runs when training completes or stops early, not on an error.
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self.history
+
+    # -- inference --------------------------------------------------------------------------
+
+    def _metric_input(self, out: np.ndarray) -> np.ndarray:
+        """Model outputs in the form the accuracy metric reads (labels for binary logits)."""
+        if self.task == "binary":
+            return (out.reshape(len(out)) > 0).astype(np.int64)
+        return out
+
+    def _forward_eval(self, X: np.ndarray) -> np.ndarray:
+        with _eval_mode(self.model):
+            return self.model.forward(X)
+
+    def _evaluate_arrays(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
+        out = self._forward_eval(X)
+        result = {"loss": float(self.loss(out, y))}
+        proba = None
+        for name in names:
+            if name in ("log_loss", "calibration_error"):
+                if proba is None:
+                    proba = self._proba_from_output(out)
+                result[name] = METRICS[name](y, proba)
+            elif name == "accuracy":
+                result[name] = METRICS[name](y, self._metric_input(out))
+            else:
+                result[name] = METRICS[name](y, out)
+        return result
+
+    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+        """``{"loss": data loss, <metric>: value, ...}`` on ``(X, y)`` in eval mode."""
+        X, y = self._prepare(X, y)
+        return self._evaluate_arrays(X, y, self._metric_list())
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels for classification and binary tasks, else the model's outputs
+        (shape (n,) when the model has one output and was fitted on 1-D targets)."""
+        X = self._check_X(X)
+        out = self._forward_eval(X)
+        if self.task == "classification":
+            return np.argmax(out, axis=1)
+        if self.task == "binary":
+            return (out.reshape(len(out)) > 0).astype(np.int64)
+        if out.ndim == 2 and out.shape[1] == 1 and self._y_1d:
+            return out[:, 0]
+        return out
+
+    def _proba_from_output(self, out: np.ndarray) -> np.ndarray:
+        if self.task == "classification":
+            return _softmax(out)
+        if self.task == "binary":
+            p = _sigmoid(out.reshape(len(out)))
+            return np.stack([1 - p, p], axis=1)
+        raise ValueError(
+            f"predict_proba needs a classification task; this trainer's task is {self.task!r}."
+        )
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes): softmax of the logits (sigmoid for binary)."""
+        if self.task not in ("classification", "binary"):
+            raise ValueError(
+                f"predict_proba needs a classification task; this trainer's task is {self.task!r}."
+            )
+        return self._proba_from_output(self._forward_eval(self._check_X(X)))
+
+    # -- construction helpers ---------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"Trainer(loss={self.loss!r}, optimizer={self.optimizer!r}, schedule={self.schedule!r},"
+            f" regularizer={self.regularizer!r}, task={self.task!r}, epoch={self.epoch})"
+        )
+
+
+class _eval_mode:
+    """Context manager: the model in eval mode (dropout off), its previous mode restored."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __enter__(self) -> Any:
+        self.was_training = getattr(self.model, "training", True)
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc: Any) -> None:
+        if hasattr(self.model, "train"):
+            self.model.train(self.was_training)

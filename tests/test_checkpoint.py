@@ -1,0 +1,251 @@
+"""Checkpoints: pickle-free files, atomic writes, exact resume after a SIGKILL-ed process."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import losslab.checkpoint as ckpt
+from losslab.callbacks import Callback, EarlyStopping
+from losslab.checkpoint import (
+    load_checkpoint,
+    load_model,
+    read_metadata,
+    save_checkpoint,
+    save_model,
+)
+from losslab.layers import GELU, Dropout, LeakyReLU, Linear, Sequential, Softmax, mlp
+from losslab.training import Trainer
+
+# The training run used by the resume tests; executed both in a child process and in-process.
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from losslab.callbacks import EarlyStopping, LambdaCallback
+    from losslab.layers import mlp
+    from losslab.schedules import CosineAnnealing
+    from losslab.training import Trainer
+
+    EPOCHS = 12
+
+    def build(seed=5):
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(96, 4)).astype("float32")
+        y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1)
+        model = mlp([4, 32, 16, 3], dropout=0.25, seed=seed)
+        trainer = Trainer(model, "cross_entropy", "adam", lr=0.01, seed=seed,
+                          schedule=CosineAnnealing(0.01, t_max=EPOCHS, warmup_steps=2))
+        return trainer, X, y
+
+    def run(path, resume=False, sleep=0.0):
+        trainer, X, y = build()
+        callbacks = [EarlyStopping(patience=100)]
+        if sleep:
+            callbacks.append(LambdaCallback(on_epoch_end=lambda t, e, logs: time.sleep(sleep)))
+        trainer.fit(X, y, epochs=EPOCHS, batch_size=16, validation_split=0.25,
+                    callbacks=callbacks, checkpoint_path=path, resume=resume)
+        return trainer
+
+    if __name__ == "__main__":
+        run(sys.argv[1], sleep=float(sys.argv[2]))
+    """
+)
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "train_script.py"
+    path.write_text(SCRIPT)
+    return runpy.run_path(str(path), run_name="losslab_test_script"), path
+
+
+def _params(trainer):
+    return {k: v.copy() for k, v in trainer.model.parameters().items()}
+
+
+def test_sigkill_then_resume_is_bit_identical(script, tmp_path):
+    ns, path = script
+    reference = ns["run"](str(tmp_path / "uninterrupted.npz"))
+    ckpt_path = tmp_path / "run.npz"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(path), str(ckpt_path), "0.3"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        epoch = 0
+        while time.monotonic() < deadline:
+            if ckpt_path.exists():
+                epoch = read_metadata(ckpt_path)["epoch"]
+                if epoch >= 3:
+                    break
+            assert proc.poll() is None, "training finished before it could be interrupted"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    saved = read_metadata(ckpt_path)["epoch"]
+    assert 3 <= saved < ns["EPOCHS"], saved  # killed part-way
+    resumed = ns["run"](str(ckpt_path), resume=True)
+    assert resumed.epoch == ns["EPOCHS"]
+    a, b = _params(reference), _params(resumed)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert resumed.history.history.keys() == reference.history.history.keys()
+    for k in reference.history.history:
+        np.testing.assert_array_equal(resumed.history[k], reference.history[k], err_msg=k)
+    assert resumed.optimizer.lr == reference.optimizer.lr
+
+
+def test_in_process_interrupt_and_resume(script, tmp_path):
+    """Interrupt by an exception after epoch k (any k), resume: same parameters."""
+    ns, _ = script
+    reference = _params(ns["run"](str(tmp_path / "ref.npz")))
+
+    class Crash(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 6:
+                raise KeyboardInterrupt
+
+    trainer, X, y = ns["build"]()
+    path = str(tmp_path / "crash.npz")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(X, y, epochs=ns["EPOCHS"], batch_size=16, validation_split=0.25,
+                    callbacks=[EarlyStopping(patience=100), Crash()], checkpoint_path=path)
+    assert read_metadata(path)["epoch"] == 6  # epoch 6's own save never happened
+    resumed = ns["run"](path, resume=True)
+    for k, v in _params(resumed).items():
+        np.testing.assert_array_equal(v, reference[k], err_msg=k)
+
+
+def test_checkpoint_round_trip_state(tmp_path):
+    X = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = np.arange(32) % 3
+    t = Trainer(mlp([4, 8, 3], dropout=0.5, seed=1), "cross_entropy", "adam", lr=0.01, seed=1)
+    es = EarlyStopping(monitor="loss", patience=50)
+    t.fit(X, y, epochs=3, batch_size=8, callbacks=[es])
+    path = tmp_path / "c.npz"
+    save_checkpoint(t, path)
+    t2 = Trainer(mlp([4, 8, 3], dropout=0.5, seed=9), "cross_entropy", "adam", lr=0.5, seed=9)
+    es2 = EarlyStopping(monitor="loss", patience=50)
+    t2.callbacks = [es2]
+    load_checkpoint(t2, path)
+    for k, v in t.model.parameters().items():
+        np.testing.assert_array_equal(v, t2.model.parameters()[k])
+    assert t2.epoch == 3 and t2.optimizer.lr == 0.01 and t2.history.history == t.history.history
+    s1, s2 = t.optimizer.state_dict()["state"], t2.optimizer.state_dict()["state"]
+    for name in s1:
+        for key in s1[name]:
+            np.testing.assert_array_equal(s1[name][key], s2[name][key])
+    assert t2.shuffle_rng.bit_generator.state == t.shuffle_rng.bit_generator.state
+    assert t2.model.rng_states() == t.model.rng_states()
+    assert es2.best == es.best and es2.best_epoch == es.best_epoch
+    for k in es.best_weights:
+        np.testing.assert_array_equal(es.best_weights[k], es2.best_weights[k])
+
+
+def test_checkpoint_wrong_architecture(tmp_path):
+    t = Trainer(mlp([4, 8, 3], seed=0), "cross_entropy", "adam")
+    save_checkpoint(t, tmp_path / "c.npz")
+    other = Trainer(mlp([4, 9, 3], seed=0), "cross_entropy", "adam")
+    with pytest.raises(ValueError, match="shape"):
+        load_checkpoint(other, tmp_path / "c.npz")
+    sgd = Trainer(mlp([4, 8, 3], seed=0), "cross_entropy", "sgd")
+    with pytest.raises(ValueError, match="optimizer"):
+        load_checkpoint(sgd, tmp_path / "c.npz")
+
+
+def test_model_round_trip_every_layer_type(tmp_path):
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        Linear(5, 7, rng=rng, dtype="float64"), LeakyReLU(0.2), Dropout(0.1),
+        Linear(7, 6, bias=False, init="torch", rng=rng, dtype="float64"), GELU("tanh"),
+        Linear(6, 3, rng=rng, dtype="float64"), Softmax(),
+    )
+    path = tmp_path / "m.npz"
+    save_model(model, path, extra={"note": "hi", "mean": np.arange(3.0)})
+    loaded, extra = load_model(path, with_extra=True)
+    assert extra["note"] == "hi"
+    np.testing.assert_array_equal(extra["mean"], np.arange(3.0))
+    x = rng.normal(size=(4, 5))
+    model.eval()
+    loaded.eval()
+    np.testing.assert_array_equal(model.forward(x), loaded.forward(x))
+    assert loaded.config() == model.config()
+
+
+def test_files_load_without_pickle(tmp_path):
+    t = Trainer(mlp([4, 8, 3], seed=0), "cross_entropy", "adam")
+    save_checkpoint(t, tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+    # a file that needs pickle is refused, with no code run
+    np.savez(tmp_path / "evil.npz", __meta__=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a readable losslab file"):
+        load_model(tmp_path / "evil.npz")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a losslab file"):
+        load_model(tmp_path / "plain.npz")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="expected"):
+        load_checkpoint(t, _saved_model(tmp_path))
+
+
+def _saved_model(tmp_path):
+    path = tmp_path / "model.npz"
+    save_model(mlp([4, 8, 3], seed=0), path)
+    return path
+
+
+@pytest.mark.parametrize("crash_in", ["savez", "fsync", "replace"])
+def test_crash_while_writing_keeps_previous_checkpoint(tmp_path, monkeypatch, crash_in):
+    t = Trainer(mlp([4, 8, 3], seed=0), "cross_entropy", "adam")
+    path = tmp_path / "c.npz"
+    save_checkpoint(t, path)
+    before = path.read_bytes()
+    t.model[0].weight += 1.0  # the state the interrupted save was writing
+    t.epoch = 7
+
+    def partial_savez(f, **arrays):
+        f.write(b"PK\x03\x04 torn zip")  # half a file, then the process 'dies'
+        raise KeyboardInterrupt
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    if crash_in == "savez":
+        monkeypatch.setattr(ckpt.np, "savez", partial_savez)
+    elif crash_in == "fsync":
+        monkeypatch.setattr(ckpt.os, "fsync", boom)
+    else:
+        monkeypatch.setattr(ckpt.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(t, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert read_metadata(path)["epoch"] == 0
+    assert sorted(os.listdir(tmp_path)) == ["c.npz"]  # the temp file was removed
+
+
+def test_checkpoint_every_and_final_save(tmp_path, monkeypatch):
+    X = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    y = np.arange(16) % 3
+    saves = []
+    orig = ckpt.save_checkpoint
+    monkeypatch.setattr(
+        ckpt, "save_checkpoint", lambda tr, p: (saves.append(tr.epoch), orig(tr, p))
+    )
+    t = Trainer(mlp([4, 8, 3], seed=0), "cross_entropy", "adam")
+    t.fit(X, y, epochs=5, checkpoint_path=tmp_path / "c.npz", checkpoint_every=2)
+    assert saves == [2, 4, 5]
