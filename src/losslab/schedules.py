@@ -334,11 +334,15 @@ def make_schedule(name: str, base_lr: float, **options: Any) -> Schedule:
             + suggest(key, SCHEDULES)
         )
     cls = SCHEDULES[key]
-    allowed = list(inspect.signature(cls.__init__).parameters)[2:]
+    params = list(inspect.signature(cls.__init__).parameters.values())[2:]
+    allowed = [p.name for p in params]
     for k in options:
         if k not in allowed:
             raise TypeError(
                 f"{cls.__name__} has no option {k!r}." + suggest(k, allowed)
                 + f" Its options: {', '.join(allowed) or 'none'}."
             )
+    missing = [p.name for p in params if p.default is p.empty and p.name not in options]
+    if missing:
+        raise ValueError(f"schedule {key!r} needs the option {', '.join(missing)}.")
     return cls(base_lr, **options)

@@ -34,9 +34,8 @@ def flag_errors(flag: str, value: Any) -> Iterator[None]:
         yield
     except (ValueError, TypeError) as exc:
         msg = str(exc)
-        if "required positional argument" in msg or "required keyword" in msg:
-            needed = [k.strip(" '") for k in
-                      msg.rsplit(":", 1)[-1].replace(" and ", ",").split(",") if k.strip(" '")]
+        if "needs the option" in msg:
+            needed = [k.strip(" .") for k in msg.split("needs the option", 1)[1].split(",")]
             example = ",".join(f"{k}=VALUE" for k in needed)
             raise UsageError(
                 f"{flag} {str(value)!r} needs the option{'s' if len(needed) > 1 else ''} "
