@@ -10,6 +10,11 @@ Each update rule below is torch's single-tensor implementation (torch 2.x, ``max
 written in NumPy; ``tests/test_optimizers.py`` checks parameters after 20 steps against
 torch.optim for every option. One deliberate difference: ``lr`` must be > 0 here (torch accepts
 ``lr=0``, which is almost always a configuration mistake); schedules may still set it to 0.
+
+SGD and Adam/AdamW are written as in-place passes (``out=``) into one scratch array per parameter
+shape: a NumPy expression such as ``m * b1 + (1 - b1) * g`` allocates a temporary per operator,
+and at a few hundred thousand parameters per step the allocations and extra passes cost as much
+as the arithmetic. The scratch arrays are not optimizer state (never saved).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Optimizer:
     def __init__(self, lr: float) -> None:
         self.lr = _number(lr, "lr", strict=True)
         self.state: dict[str, dict[str, Any]] = {}
+        self._scratch: dict[tuple[tuple[int, ...], np.dtype], np.ndarray] = {}
 
     # -- the update -------------------------------------------------------------------------
 
@@ -75,6 +81,15 @@ class Optimizer:
 
     def _init_state(self, p: np.ndarray) -> dict[str, Any]:
         return {}
+
+    def _buffer(self, p: np.ndarray) -> np.ndarray:
+        """A scratch array shaped like ``p``, shared by the parameters of that shape and dtype
+        (they are updated one after the other)."""
+        key = (p.shape, p.dtype)
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = np.empty_like(p)
+        return buf
 
     def _update(self, p: np.ndarray, g: np.ndarray, st: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -145,17 +160,25 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0 and dampening = 0.")
 
     def _update(self, p: np.ndarray, g: np.ndarray, st: dict[str, Any]) -> None:
+        tmp = self._buffer(p)
         if self.weight_decay:
-            g = g + self.weight_decay * p
+            g = np.add(g, self.weight_decay * p)  # a new array: g may be the model's own
         if self.momentum:
             buf = st.get("momentum_buffer")
             if buf is None:
                 buf = st["momentum_buffer"] = g.copy()
             else:
                 buf *= self.momentum
-                buf += (1.0 - self.dampening) * g
-            g = g + self.momentum * buf if self.nesterov else buf
-        p -= self.lr * g
+                np.multiply(g, 1.0 - self.dampening, out=tmp)
+                buf += tmp
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=tmp)
+                tmp += g
+                g = tmp
+            else:
+                g = buf
+        np.multiply(g, self.lr, out=tmp)
+        p -= tmp
 
 
 class Adam(Optimizer):
@@ -165,6 +188,11 @@ class Adam(Optimizer):
     ``p <- p - lr/(1-b1^t) * m / (sqrt(v_hat)/sqrt(1-b2^t) + eps)`` with ``v_hat = v``, or its
     running maximum for AMSGrad. ``weight_decay`` here is *coupled*: ``g <- g + wd p``, i.e. an L2
     term ``wd/2 ||p||^2`` in the loss, which the adaptive scaling then distorts.
+
+    Computed as ``m <- m + (1-b1)(g - m)`` (torch's ``lerp_``) and, multiplying the step's
+    numerator and denominator by ``c = sqrt(1-b2^t)``,
+    ``p <- p - (lr c/(1-b1^t)) * m / (sqrt(v_hat) + eps c)``: the same number (Kingma & Ba's
+    "epsilon hat" ordering, Sec. 2) with one pass fewer; twelve in-place passes in all.
     """
 
     _hyper = ("lr", "betas", "eps", "weight_decay", "amsgrad")
@@ -203,21 +231,24 @@ class Adam(Optimizer):
         if self._decoupled:
             p *= 1.0 - self.lr * self.weight_decay  # AdamW: shrink p directly, outside the moments
         elif self.weight_decay:
-            g = g + self.weight_decay * p
-        m, v = st["exp_avg"], st["exp_avg_sq"]
-        m *= b1
-        m += (1.0 - b1) * g
+            g = np.add(g, self.weight_decay * p)  # a new array: g may be the model's own
+        m, v, tmp = st["exp_avg"], st["exp_avg_sq"], self._buffer(p)
+        np.subtract(g, m, out=tmp)  # m <- m + (1-b1)(g - m), rounded as torch's lerp_
+        tmp *= 1.0 - b1
+        m += tmp
+        np.multiply(g, g, out=tmp)  # v <- b2 v + (1-b2) g^2
+        tmp *= 1.0 - b2
         v *= b2
-        v += (1.0 - b2) * (g * g)
+        v += tmp
         if self.amsgrad:
             np.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
             v = st["max_exp_avg_sq"]
-        denom = np.sqrt(v)
-        denom /= math.sqrt(1.0 - b2**t)
-        denom += self.eps
-        step = np.divide(m, denom, out=denom)
-        step *= self.lr / (1.0 - b1**t)
-        p -= step
+        c = math.sqrt(1.0 - b2**t)  # bias corrections folded into eps and the step size
+        np.sqrt(v, out=tmp)
+        tmp += self.eps * c
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr * c / (1.0 - b1**t)
+        p -= tmp
 
 
 class AdamW(Adam):

@@ -176,12 +176,20 @@ def _assemble_grad(
     ``coef_p`` and ``coef_t`` are per-sample (N, 1, *rest); ``dense`` broadcasts to the input.
     The one-hot term touches only the target entries (a boolean mask, no float one-hot).
     """
+    mask = None
+    if coef_t is not None:
+        n_classes = int(e.shape[1])
+        classes = xp.arange(n_classes, dtype=y_safe.dtype, device=array_api_compat.device(e))
+        mask = _along_classes(xp, classes, e.ndim) == y_safe
+    if array_api_compat.is_jax_namespace(xp):
+        # Immutable arrays: the same formula without writing into the buffer.
+        g = e * (coef_p / s)
+        if mask is not None:
+            g = g - xp.where(mask, coef_t, xp.zeros_like(g))
+        return g if dense is None else g - dense
     g = e
     g *= coef_p / s
-    if coef_t is not None:
-        n_classes = int(g.shape[1])
-        classes = xp.arange(n_classes, dtype=y_safe.dtype, device=array_api_compat.device(g))
-        mask = _along_classes(xp, classes, g.ndim) == y_safe
+    if mask is not None:
         g[mask] -= xp.broadcast_to(coef_t, shape_of(g))[mask]
     if dense is not None:
         g -= dense
