@@ -51,23 +51,46 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+def _host(a: Any) -> Any:
+    """A NumPy view of a CPU torch tensor (zero copy); anything else unchanged."""
+    return a.detach().numpy() if _is_torch_cpu(a) else a
+
+
+def _is_torch_cpu(a: Any) -> bool:
+    return type(a).__module__.startswith("torch") and getattr(a, "device", None) is not None and (
+        a.device.type == "cpu"
+    )
+
+
 def applicable(spec: Any, inputs: list[Any], options: dict[str, Any]) -> bool:
-    """True when ``spec`` may be evaluated block by block on these NumPy inputs."""
-    if not spec.rowwise or num_threads() < 1:
+    """True when ``spec`` may be evaluated block by block on these inputs.
+
+    The inputs must all be NumPy arrays or all CPU torch tensors (whose operations write into
+    slices of a preallocated buffer and release the GIL), large enough to pay for the blocking.
+    """
+    if not spec.rowwise:
         return False
-    if not all(isinstance(a, np.ndarray) for a in inputs):
+    numpy_inputs = all(isinstance(a, np.ndarray) for a in inputs)
+    if not (numpy_inputs or all(_is_torch_cpu(a) for a in inputs)):
         return False
     first = inputs[0]
-    if first.ndim < 1 or first.size < MIN_ELEMENTS:
+    if first.ndim < 1 or _size(first) < MIN_ELEMENTS:
         return False
     n = first.shape[0]
     if any(a.ndim == 0 or a.shape[0] != n for a in inputs):
         return False
     # Option arrays that vary along the batch axis would need slicing too; leave those alone.
     for v in options.values():
-        if isinstance(v, np.ndarray) and v.ndim >= first.ndim:
+        if hasattr(v, "ndim") and hasattr(v, "shape") and v.ndim >= first.ndim:
             return False
     return options.get("reduction", "mean") in ("mean", "sum", "none")
+
+
+def _size(a: Any) -> int:
+    n = 1
+    for d in a.shape:
+        n *= int(d)
+    return n
 
 
 def value_and_grad(
@@ -76,17 +99,19 @@ def value_and_grad(
     """``spec.fn(*inputs, **options)`` computed block-wise; same results up to rounding order."""
     reduction = options.get("reduction", "mean")
     first = inputs[0]
+    on_numpy = isinstance(first, np.ndarray)
     n = first.shape[0]
-    rows = max(1, BLOCK_ELEMENTS // max(1, first.size // n))
+    rows = max(1, BLOCK_ELEMENTS // max(1, _size(first) // n))
     starts = list(range(0, n, rows))
     diff_idx = [spec.inputs.index(d) for d in spec.differentiable]
-    grads = [np.empty_like(inputs[i]) for i in diff_idx] if compute_grad else None
+    grads = [_empty_like(inputs[i]) for i in diff_idx] if compute_grad else None
     per_block_options = dict(options, reduction="none" if reduction == "none" else "sum")
     scale = 1.0
     if reduction == "mean":
         # The mean's divisor is known before any block runs, so each block's gradient is scaled
         # as it is copied into place, not in an extra pass.
-        denom = float(spec.mean_denominator(*inputs, **options))
+        host_options = {k: _host(v) for k, v in options.items()}
+        denom = float(spec.mean_denominator(*[_host(a) for a in inputs], **host_options))
         # Nothing to average over (every target ignored): NaN value and a zero gradient, as torch.
         scale = 1.0 / denom if denom else 0.0
     nones: list[Any] = [None] * len(starts)
@@ -108,9 +133,11 @@ def value_and_grad(
                     if reduction != "mean":
                         out[r0:r1] = g
                     else:
-                        np.multiply(g, out.dtype.type(scale), out=out[r0:r1])
+                        _scaled_copy(out[r0:r1], g, scale)
 
-    workers = min(num_threads(), len(starts))
+    # NumPy runs one operation on one core, so the blocks are shared among threads; torch
+    # already spreads each operation over its own intra-op threads.
+    workers = min(num_threads(), len(starts)) if on_numpy else 1
     chunk = -(-len(starts) // workers)
     groups = [range(i, min(i + chunk, len(starts))) for i in range(0, len(starts), chunk)]
     if len(groups) == 1:
@@ -120,10 +147,43 @@ def value_and_grad(
             f.result()
 
     if reduction == "none":
-        value = np.concatenate(nones, axis=0)
+        value = _concat(nones)
     else:
         total = sums.sum() * scale if scale or reduction == "sum" else np.nan
-        value = np.asarray(total, dtype=first.dtype)
+        value = _scalar_like(total, first)
     if not compute_grad:
         return value, None
     return value, (tuple(grads) if len(grads) > 1 else grads[0])
+
+
+def _empty_like(a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        return np.empty_like(a)
+    import torch
+
+    return torch.empty_like(a, memory_format=torch.contiguous_format)
+
+
+def _scaled_copy(out: Any, g: Any, scale: float) -> None:
+    if isinstance(out, np.ndarray):
+        np.multiply(g, out.dtype.type(scale), out=out)
+    else:
+        import torch
+
+        torch.mul(g, scale, out=out)
+
+
+def _concat(parts: list[Any]) -> Any:
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts, axis=0)
+    import torch
+
+    return torch.cat(parts, dim=0)
+
+
+def _scalar_like(total: float, like: Any) -> Any:
+    if isinstance(like, np.ndarray):
+        return np.asarray(total, dtype=like.dtype)
+    import torch
+
+    return torch.tensor(total, dtype=like.dtype, device=like.device)
