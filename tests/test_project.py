@@ -38,3 +38,11 @@ def test_import_losslab_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import losslab pulled in: {out.stdout.strip()}"
+
+
+def test_readme_lists_every_catalog_loss():
+    import losslab
+
+    text = (ROOT / "README.md").read_text()
+    missing = [n for n in losslab.available() if f"| `{n}` |" not in text]
+    assert not missing, f"README's catalog table lacks {missing}"
