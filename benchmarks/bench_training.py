@@ -18,7 +18,10 @@ All run in one process with the same number of BLAS/torch threads (``--threads``
 the machine may be shared, and oversubscribed OpenBLAS threads make every GEMM erratic). The
 first epoch of each is a warm-up and is dropped; the table shows the median of the others.
 
-    python benchmarks/bench_training.py [--epochs 6] [--threads 1] [--out FILE.md]
+    python benchmarks/bench_training.py [--epochs 6] [--threads 1] [--out FILE.md] [--append]
+
+``--append`` adds this run's section to FILE.md instead of replacing it (e.g. a 2-thread run
+below the 1-thread one).
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--skip", nargs="*", default=[], choices=["torch", "sklearn"])
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                  "training.md"))
+    p.add_argument("--append", action="store_true", help="append to --out instead of replacing")
     return p.parse_args()
 
 
 ARGS = _parse()
-# Thread counts must be fixed before NumPy (OpenBLAS) or torch start their pools.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+# Thread counts must be fixed before NumPy (OpenBLAS) or torch start their pools; losslab's own
+# blocked executor (losslab._blocked) reads LOSSLAB_NUM_THREADS.
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LOSSLAB_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
 import platform  # noqa: E402
@@ -189,8 +194,9 @@ def main() -> int:
             pass
     import losslab
 
+    title = "# Training benchmark: one epoch, MLP 784-256-10 (ReLU), softmax cross-entropy, Adam"
     header = [
-        "# Training benchmark: one epoch, MLP 784-256-10 (ReLU), softmax cross-entropy, Adam",
+        f"## {ARGS.threads} thread(s)" if ARGS.append else title,
         "",
         f"{ARGS.samples} samples, batch {ARGS.batch_size}, float32, shuffled every epoch; "
         f"{ARGS.threads} BLAS/torch thread(s) for everyone; median over epochs 2..{ARGS.epochs} "
@@ -210,8 +216,8 @@ def main() -> int:
     text = "\n".join(header + rows + raw) + "\n"
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(ARGS.out)), exist_ok=True)
-    with open(ARGS.out, "w") as f:
-        f.write(text)
+    with open(ARGS.out, "a" if ARGS.append else "w") as f:
+        f.write(("\n" if ARGS.append else "") + text)
     return 0
 
 

@@ -246,3 +246,20 @@ def test_bad_grads():
 def test_load_state_dict_wrong_optimizer():
     with pytest.raises(ValueError, match="'Adam', not 'SGD'"):
         SGD().load_state_dict(Adam().state_dict())
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_non_contiguous_parameters_updated_in_place(name):
+    """Fortran-ordered parameters and gradients give the same update as contiguous ones, in
+    place (the scratch arrays follow the parameter's layout)."""
+    contiguous = initial_params()
+    fortran = {k: np.asfortranarray(v) for k, v in contiguous.items()}
+    refs = dict(fortran)
+    opt_c, opt_f = make_optimizer(name, lr=0.01), make_optimizer(name, lr=0.01)
+    for t in range(5):
+        g = gradient(contiguous, t)
+        opt_c.step(contiguous, g)
+        opt_f.step(fortran, {k: np.asfortranarray(v) for k, v in g.items()})
+    for k in contiguous:
+        assert fortran[k] is refs[k]
+        np.testing.assert_allclose(fortran[k], contiguous[k], rtol=1e-12, atol=1e-15)

@@ -13,8 +13,10 @@ torch.optim for every option. One deliberate difference: ``lr`` must be > 0 here
 
 SGD and Adam/AdamW are written as in-place passes (``out=``) into one scratch array per parameter
 shape: a NumPy expression such as ``m * b1 + (1 - b1) * g`` allocates a temporary per operator,
-and at a few hundred thousand parameters per step the allocations and extra passes cost as much
-as the arithmetic. The scratch arrays are not optimizer state (never saved).
+and at a few hundred thousand parameters per step every pass over memory counts. The scratch
+arrays are not optimizer state (never saved). (SciPy's BLAS ``axpy`` would save three of Adam's
+twelve passes, but SciPy ships its own OpenBLAS: with more than one thread its pool and NumPy's
+spin against each other and an epoch became ten times slower.)
 """
 
 from __future__ import annotations
@@ -189,10 +191,10 @@ class Adam(Optimizer):
     running maximum for AMSGrad. ``weight_decay`` here is *coupled*: ``g <- g + wd p``, i.e. an L2
     term ``wd/2 ||p||^2`` in the loss, which the adaptive scaling then distorts.
 
-    Computed as ``m <- m + (1-b1)(g - m)`` (torch's ``lerp_``) and, multiplying the step's
-    numerator and denominator by ``c = sqrt(1-b2^t)``,
+    The step is computed, with ``c = sqrt(1-b2^t)`` multiplying its numerator and denominator, as
     ``p <- p - (lr c/(1-b1^t)) * m / (sqrt(v_hat) + eps c)``: the same number (Kingma & Ba's
-    "epsilon hat" ordering, Sec. 2) with one pass fewer; twelve in-place passes in all.
+    "epsilon hat" ordering, Sec. 2, up to float rounding) with one pass fewer than torch's order;
+    twelve in-place passes in all.
     """
 
     _hyper = ("lr", "betas", "eps", "weight_decay", "amsgrad")

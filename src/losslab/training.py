@@ -540,9 +540,12 @@ class Trainer:
         metric_names = self._metric_list()
         streaming = [StreamingMetric(m) for m in metric_names if m in StreamingMetric.SUPPORTED]
         param_names = list(self.model.parameters())
-        # Buffers reused every epoch: shuffling copies into them, batches are views (no copies).
-        Xs = np.empty_like(X) if shuffle else X
-        ys = np.empty_like(y) if shuffle else y
+        # Shuffled batches are gathered row by row into two reused buffers: each sample is copied
+        # once, into an array small enough to be in cache when the first layer reads it (a
+        # shuffled copy of the whole data set would be written to memory and read back).
+        rows = min(batch_size, n)
+        xbuf = np.empty((rows, *X.shape[1:]), X.dtype) if shuffle else None
+        ybuf = np.empty((rows, *y.shape[1:]), y.dtype) if shuffle else None
         labels_checked = self.task == "classification"
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -550,10 +553,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
             self.model.train()
-            if shuffle:
-                perm = self.shuffle_rng.permutation(n)
-                np.take(X, perm, axis=0, out=Xs)
-                np.take(y, perm, axis=0, out=ys)
+            order = self.shuffle_rng.permutation(n) if shuffle else None
             lr_used = self.lr
             total = 0.0
             reg_total = 0.0
@@ -567,8 +567,14 @@ class Trainer:
                 over="ignore", invalid="ignore"
             ):
                 for b, start in enumerate(range(0, n, batch_size)):
-                    xb = Xs[start : start + batch_size]
-                    yb = ys[start : start + batch_size]
+                    if order is None:
+                        xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+                    else:
+                        idx = order[start : start + batch_size]
+                        # mode="clip" (the indices are a permutation, always valid) lets take
+                        # write straight into the buffer; "raise" would go through a temporary.
+                        xb = np.take(X, idx, axis=0, out=xbuf[: len(idx)], mode="clip")
+                        yb = np.take(y, idx, axis=0, out=ybuf[: len(idx)], mode="clip")
                     value, penalty, out = self._step(xb, yb, epoch, b, norms)
                     total += value * len(xb)
                     reg_total += penalty * len(xb)
