@@ -8,6 +8,7 @@ that it pays.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import array_api_compat
@@ -16,6 +17,7 @@ import numpy as np
 __all__ = [
     "namespace",
     "to_namespace",
+    "update_ops",
     "is_numpy",
     "is_floating",
     "is_integral",
@@ -79,6 +81,16 @@ def to_namespace(xp: Any, a: Any, like: Any, dtype: Any = None) -> Any:
         host = np.asarray(a.cpu() if hasattr(a, "cpu") else a)
         out = xp.asarray(host, device=array_api_compat.device(like))
     return out if dtype is None or out.dtype == dtype else xp.astype(out, dtype)
+
+
+def update_ops(x: Any) -> tuple[Any, Any, Any, Any]:
+    """``(iadd, isub, imul, itruediv)``: in-place updates of temporaries, or their out-of-place
+    twins while autograd records ``x`` (a torch tensor requiring grad: the double backward of
+    losslab.torch differentiates the value formula, and in-place writes would break its tape).
+    JAX arrays have no in-place operators, so Python rebinds there anyway."""
+    if getattr(x, "requires_grad", False):
+        return operator.add, operator.sub, operator.mul, operator.truediv
+    return operator.iadd, operator.isub, operator.imul, operator.itruediv
 
 
 def is_numpy(xp: Any) -> bool:

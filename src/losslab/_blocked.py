@@ -27,6 +27,10 @@ MIN_ELEMENTS = 1 << 18
 # About 512 KiB of float32 per block: big enough that the per-call Python overhead of a loss
 # function is small against its arithmetic, small enough that its temporaries stay in cache.
 BLOCK_ELEMENTS = 1 << 17
+# torch blocks are this many times larger: each torch operation splits a block among its own
+# intra-op threads and costs more Python dispatch than NumPy's, so fewer, larger blocks pay
+# (benchmarks/bench_torch_memory.py: log_cosh and focal fastest at 2-4x).
+TORCH_BLOCK_FACTOR = 4
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -101,7 +105,8 @@ def value_and_grad(
     first = inputs[0]
     on_numpy = isinstance(first, np.ndarray)
     n = first.shape[0]
-    rows = max(1, BLOCK_ELEMENTS // max(1, _size(first) // n))
+    block = BLOCK_ELEMENTS if on_numpy else BLOCK_ELEMENTS * TORCH_BLOCK_FACTOR
+    rows = max(1, block // max(1, _size(first) // n))
     starts = list(range(0, n, rows))
     diff_idx = [spec.inputs.index(d) for d in spec.differentiable]
     grads = [_empty_like(inputs[i]) for i in diff_idx] if compute_grad else None

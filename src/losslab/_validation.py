@@ -15,6 +15,8 @@ import difflib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import array_api_compat
+
 from losslab._array import is_floating, is_integral, shape_of, size_of
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -122,11 +124,15 @@ def check_in_range(
         return
     # Two reductions and no temporaries (this runs on every call); min and max propagate NaN,
     # so a NaN fails too.
-    ok = True
-    if low is not None:
-        ok = bool(xp.min(x) >= low)
-    if ok and high is not None:
-        ok = bool(xp.max(x) <= high)
+    if low is not None and high is not None and array_api_compat.is_torch_array(x):
+        lo, hi = x.aminmax()  # one pass for both bounds
+        ok = bool((lo >= low) & (hi <= high))
+    else:
+        ok = True
+        if low is not None:
+            ok = bool(xp.min(x) >= low)
+        if ok and high is not None:
+            ok = bool(xp.max(x) <= high)
     if not ok:
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"

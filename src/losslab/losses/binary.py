@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from losslab._array import namespace, to_namespace
+from losslab._array import namespace, to_namespace, update_ops
 from losslab._reduction import reduce, scale_for
 from losslab._registry import register
 from losslab._validation import (
@@ -288,14 +288,19 @@ def focal(
     when ``alpha < 0``, which disables the weighting as in torchvision). For hard labels this is
     ``-alpha_t (1 - p_t)^gamma log p_t``.
 
-    Stability: ``1 - p_t = q = y sigmoid(-x) + (1 - y) sigmoid(x)``, and ``q^gamma`` is evaluated
-    as ``exp(gamma log q)`` with ``log q = log_sigmoid(-x)`` for ``y = 1`` and ``log_sigmoid(x)``
-    for ``y = 0`` (soft labels have ``q >= min(y, 1 - y) > 0``, so ``log q`` is safe there).
-    Finite for any finite logit; ``gamma = 0`` gives ``alpha_t ce`` exactly.
+    Stability: with ``e = exp(-|x|)``, written as ``exp(min(x, 0)) exp(-max(x, 0))`` (one of the
+    two factors is exactly 1), ``sigmoid(x) = exp(min(x, 0)) / (1 + e)`` and
+    ``sigmoid(-x) = exp(-max(x, 0)) / (1 + e)`` are accurate in both tails without a branch, and
+    ``1 - p_t = q = (1 - y) sigmoid(x) + y sigmoid(-x)`` and ``sigmoid(x) - y =
+    (1 - y) sigmoid(x) - y sigmoid(-x)`` are sums of non-negative terms (no cancellation in
+    ``q``, which may underflow to 0 only where its power does). ``ce = (1 - y) max(x, 0) +
+    y max(-x, 0) + log1p(e)``. Finite for any finite logit; ``gamma = 0`` gives ``alpha_t ce``
+    exactly.
 
-    Gradient: ``dl_i/dx_i = alpha_t q^gamma [gamma (d log q/dx) ce + sigmoid(x) - y]`` with
-    ``d log q/dx = (1 - 2y) sigmoid(x) sigmoid(-x) / q`` (``-sigmoid(x)`` for y = 1,
-    ``sigmoid(-x)`` for y = 0); divided by the number of elements for ``reduction="mean"``.
+    Gradient: ``dl_i/dx_i = alpha_t [gamma (1 - 2y) sigmoid(x) sigmoid(-x) q^(gamma - 1) ce +
+    q^gamma (sigmoid(x) - y)]``, with ``sigmoid(x) sigmoid(-x) = e / (1 + e)^2`` and, for
+    ``gamma < 1``, ``q^(gamma - 1)`` taken as ``q^gamma / q`` (0 where q = 0, its limit there);
+    divided by the number of elements for ``reduction="mean"``.
     Limits: ``-alpha`` (y = 1) and ``1 - alpha`` (y = 0) on confidently wrong logits, 0 on
     confidently right ones.
 
@@ -310,40 +315,68 @@ def focal(
     """
     alpha = _check_alpha(alpha)
     gamma = check_positive_number(gamma, "gamma", allow_zero=True)
-    xp, input, y, _ = _prepare(input, target, reduction)
+    xp, x, y, _ = _prepare(input, target, reduction)
     _check_probabilities(xp, y, "target")
-    x = input
-    sp_pos, sp_neg, e = _softplus_both(xp, x)
-    ce = y * sp_neg + (1.0 - y) * sp_pos
-    is_one = y == 1.0
-    is_zero = y == 0.0
-    hard = is_one | is_zero
-    s, s_neg = (None, None)
-    if gamma == 0.0:
-        mod = None
+    # No xp.where anywhere (a select pass costs several arithmetic ones); temporaries are
+    # updated in place where the namespace allows (JAX rebinds instead).
+    iadd, isub, imul, idiv = update_ops(x)
+    lo = xp.minimum(x, 0.0)
+    hi = xp.maximum(x, 0.0)
+    n_pos = xp.exp(lo)  # sigmoid(x) (1 + e)
+    n_neg = xp.exp(-hi)  # sigmoid(-x) (1 + e)
+    e = n_pos * n_neg
+    inv = 1.0 / (e + 1.0)
+    one_minus_y = 1.0 - y
+    ce = one_minus_y * hi
+    del hi
+    ce = isub(ce, y * lo)
+    del lo
+    ce = iadd(ce, xp.log1p(e))
+    a_pos = one_minus_y * n_pos  # (1 - y) sigmoid(x), once scaled by inv
+    del n_pos, one_minus_y
+    a_pos = imul(a_pos, inv)
+    b_neg = y * n_neg  # y sigmoid(-x)
+    del n_neg
+    b_neg = imul(b_neg, inv)
+    a_t = None
+    if alpha >= 0:
+        a_t = y * (2.0 * alpha - 1.0)
+        a_t = iadd(a_t, 1.0 - alpha)
+    mod = q = None
+    if gamma != 0.0:
+        q = a_pos + b_neg
+        mod = q**gamma
+        loss = mod * ce
     else:
-        s, s_neg = _sigmoid_both(xp, x, e)
-        q_soft = xp.where(hard, 1.0, y * s_neg + (1.0 - y) * s)
-        log_q = xp.where(is_one, -sp_pos, xp.where(is_zero, -sp_neg, xp.log(q_soft)))
-        mod = xp.exp(gamma * log_q)
-    a_t = None if alpha < 0 else alpha * y + (1.0 - alpha) * (1.0 - y)
-    loss = ce if mod is None else mod * ce
+        loss = ce  # not needed after this when gamma = 0
     if a_t is not None:
-        loss = a_t * loss
+        loss = imul(loss, a_t)
     value = reduce(xp, loss, reduction)
     if not compute_grad:
         return value, None
-    if s is None:
-        s, s_neg = _sigmoid_both(xp, x, e)
-    grad = s - y
+    scale = scale_for(reduction, loss)
+    del loss
+    grad = a_pos
+    grad = isub(grad, b_neg)  # sigmoid(x) - y
+    del a_pos, b_neg
     if mod is not None:
-        dlog_q = xp.where(
-            is_one, -s, xp.where(is_zero, s_neg, (1.0 - 2.0 * y) * (s * s_neg) / q_soft)
-        )
-        grad = mod * (gamma * dlog_q * ce + grad)
+        grad = imul(grad, mod)
+        term = e * inv
+        term = imul(term, inv)  # sigmoid(x) sigmoid(-x)
+        if gamma >= 1.0:
+            if gamma != 1.0:
+                term = imul(term, q ** (gamma - 1.0))
+        else:
+            term = imul(term, mod)
+            term = idiv(term, xp.maximum(q, xp.finfo(x.dtype).smallest_normal))
+        term = imul(term, ce)
+        term = imul(term, y * (-2.0 * gamma) + gamma)
+        grad = iadd(grad, term)
     if a_t is not None:
-        grad = a_t * grad
-    return value, grad * scale_for(reduction, loss)
+        grad = imul(grad, a_t)
+    if scale != 1.0:
+        grad = imul(grad, scale)
+    return value, grad
 
 
 def _check_alpha(alpha: Any) -> float:

@@ -162,10 +162,34 @@ def _softmax_pass(xp: Any, x: Any, y_safe: Any | None, dot: Any = None):
         zdot = xp.sum(z, axis=1, keepdims=True)
     elif dot is not None:
         zdot = xp.sum(z * dot, axis=1, keepdims=True)
-    e = xp.exp(z)
+    e = _exp_fresh(xp, z)
     del z
     s = xp.sum(e, axis=1, keepdims=True)
     return e, s, xp.log(s), z_y, zdot
+
+
+def _exp_fresh(xp: Any, z: Any) -> Any:
+    """``exp(z)`` for a temporary ``z`` nobody else holds: written into ``z`` where the namespace
+    allows it (NumPy, torch outside autograd), so the softmax pass needs one input-sized buffer,
+    not two."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return np.exp(z, out=z)
+    if array_api_compat.is_torch_namespace(xp) and not z.requires_grad:
+        return z.exp_()
+    return xp.exp(z)
+
+
+def _subtract_at_target(xp: Any, g: Any, y_safe: Any, coef_t: Any) -> bool:
+    """``g -= coef_t * onehot(y)`` along axis 1 by a gather and a scatter of one entry per row,
+    where the namespace has them (NumPy, torch); False where it has not."""
+    if array_api_compat.is_numpy_namespace(xp):
+        at = np.take_along_axis(g, y_safe, axis=1) - coef_t
+        np.put_along_axis(g, y_safe, at, axis=1)
+        return True
+    if array_api_compat.is_torch_namespace(xp) and not g.requires_grad:
+        g.scatter_(1, y_safe, g.gather(1, y_safe) - coef_t)
+        return True
+    return False
 
 
 def _assemble_grad(
@@ -174,22 +198,24 @@ def _assemble_grad(
     """``coef_p * softmax - coef_t * onehot(y) - dense``, built in place in the buffer ``e``.
 
     ``coef_p`` and ``coef_t`` are per-sample (N, 1, *rest); ``dense`` broadcasts to the input.
-    The one-hot term touches only the target entries (a boolean mask, no float one-hot).
+    The one-hot term touches only the target entries (a gather and scatter of one entry per
+    row where the namespace has them, else a boolean mask; never a float one-hot).
     """
-    mask = None
-    if coef_t is not None:
+    def target_mask() -> Any:
         n_classes = int(e.shape[1])
         classes = xp.arange(n_classes, dtype=y_safe.dtype, device=array_api_compat.device(e))
-        mask = _along_classes(xp, classes, e.ndim) == y_safe
+        return _along_classes(xp, classes, e.ndim) == y_safe
+
     if array_api_compat.is_jax_namespace(xp):
         # Immutable arrays: the same formula without writing into the buffer.
         g = e * (coef_p / s)
-        if mask is not None:
-            g = g - xp.where(mask, coef_t, xp.zeros_like(g))
+        if coef_t is not None:
+            g = g - xp.where(target_mask(), coef_t, xp.zeros_like(g))
         return g if dense is None else g - dense
     g = e
     g *= coef_p / s
-    if mask is not None:
+    if coef_t is not None and not _subtract_at_target(xp, g, y_safe, coef_t):
+        mask = target_mask()
         g[mask] -= xp.broadcast_to(coef_t, shape_of(g))[mask]
     if dense is not None:
         g -= dense

@@ -66,14 +66,22 @@ def _tversky(
     sp = xp.sum(p, axis=axes, keepdims=True)
     st = xp.sum(t, axis=axes, keepdims=True)
     den = (1.0 - alpha - beta) * tp + alpha * sp + beta * st + smooth
+    del sp, st
     score = (tp + smooth) / den
-    per = 1.0 - score
-    value = reduce(xp, xp.reshape(per, (int(p.shape[0]),)), reduction)
+    del tp
+    value = reduce(xp, xp.reshape(1.0 - score, (int(p.shape[0]),)), reduction)
     if not compute_grad:
         return value, None
-    scale = scale_for(reduction, per)
-    g = t * ((score * (1.0 - alpha - beta) - 1.0) * (scale / den))
-    g += (score * alpha) * (scale / den)
+    # Two per-sample coefficients and one input-sized buffer, written in two passes; the small
+    # temporaries are dropped first, so the gradient is about all this function holds at its peak.
+    k = scale_for(reduction, score) / den
+    del den
+    slope = (score * (1.0 - alpha - beta) - 1.0) * k
+    offset = (score * alpha) * k
+    del score, k
+    g = t * slope
+    del slope
+    g += offset
     return value, g
 
 
