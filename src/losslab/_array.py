@@ -23,6 +23,7 @@ __all__ = [
     "is_integral",
     "shape_of",
     "size_of",
+    "log1p_unit",
     "softplus",
     "log_sigmoid",
     "sigmoid",
@@ -120,14 +121,29 @@ def size_of(x: Any) -> int:
 # Stable primitives. Written with ``xp`` only, so they serve every backend.
 
 
+def log1p_unit(xp: Any, e: Any) -> Any:
+    """log(1 + e) for 0 <= e <= 1, the tail of every softplus.
+
+    NumPy's ``log1p`` is a scalar libm loop (about 10 ns an element, five times its SIMD
+    ``log``), so on NumPy we take ``log(u) - ((u - 1) - e) / u`` with ``u = 1 + e``: the second
+    term restores what rounding ``1 + e`` lost (Goldberg, "What every computer scientist should
+    know about floating-point arithmetic", 1991), within 2 ulp of log1p, and exactly ``e`` when
+    ``e`` is below the rounding of 1. Other namespaces have vectorised ``log1p`` already.
+    """
+    if not is_numpy(xp):
+        return xp.log1p(e)
+    u = 1.0 + e
+    return xp.log(u) - ((u - 1.0) - e) / u
+
+
 def softplus(xp: Any, x: Any) -> Any:
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
-    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.maximum(x, 0.0) + log1p_unit(xp, xp.exp(-xp.abs(x)))
 
 
 def log_sigmoid(xp: Any, x: Any) -> Any:
     """log(sigmoid(x)) = -softplus(-x), finite for every finite x."""
-    return xp.minimum(x, 0.0) - xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.minimum(x, 0.0) - log1p_unit(xp, xp.exp(-xp.abs(x)))
 
 
 def sigmoid(xp: Any, x: Any) -> Any:

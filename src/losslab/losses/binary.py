@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from losslab._array import namespace, to_namespace, update_ops
+from losslab._array import log1p_unit, namespace, to_namespace, update_ops
 from losslab._reduction import reduce, scale_for
 from losslab._registry import register
 from losslab._validation import (
@@ -62,7 +62,7 @@ def _softplus_both(xp: Any, x: Any) -> tuple[Any, Any, Any]:
     ``softplus(x) - x``) so that neither loses precision to cancellation.
     """
     e = xp.exp(-xp.abs(x))
-    tail = xp.log1p(e)
+    tail = log1p_unit(xp, e)
     return xp.maximum(x, 0.0) + tail, xp.maximum(-x, 0.0) + tail, e
 
 
@@ -87,8 +87,9 @@ def _logit_bce(xp: Any, x: Any, y: Any, pos_weight: Any, compute_grad: bool) -> 
     if not compute_grad:
         return loss, None
     if pos_weight is None:
-        big = 1.0 / (1.0 + e)
-        return loss, xp.where(x >= 0, big, e * big) - y  # sigmoid(x) - y
+        # sigmoid(x) = exp(min(x, 0)) / (1 + exp(-|x|)): both tails exact, and an exp is several
+        # times cheaper than a where over the whole array.
+        return loss, xp.exp(xp.minimum(x, 0.0)) / (1.0 + e) - y
     s, s_neg = _sigmoid_both(xp, x, e)
     return loss, (1.0 - y) * s - (pos_weight * y) * s_neg
 
@@ -331,7 +332,7 @@ def focal(
     del hi
     ce = isub(ce, y * lo)
     del lo
-    ce = iadd(ce, xp.log1p(e))
+    ce = iadd(ce, log1p_unit(xp, e))
     a_pos = one_minus_y * n_pos  # (1 - y) sigmoid(x), once scaled by inv
     del n_pos, one_minus_y
     a_pos = imul(a_pos, inv)
