@@ -10,6 +10,7 @@ those two choices keep a plot at about 60 ms.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -251,6 +252,9 @@ def _serve(conn: Any) -> None:  # pragma: no cover - runs in the forked child
         sys.stdout.flush()
 
 
+_THREADED_RUNTIMES = ("jax", "torch", "tensorflow")
+
+
 class Painter:
     """Draws plots in a forked child process that imports matplotlib while the parent computes.
 
@@ -258,7 +262,8 @@ class Painter:
     training, the child has it done by the time the history is ready, so on a machine with a
     spare core the plots cost little wall time. ``draw(name, *args)`` queues a call of the
     module function ``name``; ``results()`` waits and returns what each call returned, in order.
-    Where ``fork`` is unavailable (Windows, macOS' default) it draws in-process.
+    Where ``fork`` is unavailable (Windows, macOS' default), or unsafe because a threaded
+    runtime (JAX, torch) is loaded, it draws in-process.
     """
 
     def __init__(self, enabled: bool = True) -> None:
@@ -271,6 +276,10 @@ class Painter:
         import os
 
         if "fork" not in multiprocessing.get_all_start_methods() or os.name != "posix":
+            return
+        # Forking a process in which JAX or torch have started their thread pools can deadlock
+        # the child (a lock held by a thread that does not exist there): draw in-process then.
+        if any(m in sys.modules for m in _THREADED_RUNTIMES):
             return
         ctx = multiprocessing.get_context("fork")
         parent, child = ctx.Pipe()
