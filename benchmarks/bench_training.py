@@ -34,7 +34,7 @@ import sys
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=6, help="epochs per library (first is warm-up)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads for everyone")
+    p.add_argument("--threads", type=int, default=2, help="BLAS / torch threads for everyone")
     p.add_argument("--samples", type=int, default=20_000)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--skip", nargs="*", default=[], choices=["torch", "sklearn"])
