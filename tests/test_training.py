@@ -408,6 +408,18 @@ def test_predict_proba_needs_classification(reg_trainer):
         reg_trainer.predict_proba(X)
 
 
+def test_forward_gives_the_logits_behind_predict_proba(clf_trainer):
+    X, y = _classification(n=60)
+    clf_trainer.fit(X, y, epochs=2)
+    logits = clf_trainer.forward(X)
+    assert logits.shape == (60, int(y.max()) + 1)
+    np.testing.assert_array_equal(logits, clf_trainer.forward(X))  # eval mode: deterministic
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        clf_trainer.predict_proba(X), shifted / shifted.sum(axis=1, keepdims=True), rtol=1e-5
+    )
+
+
 # -- reproducibility and dtype -----------------------------------------------------------------
 
 

@@ -627,6 +627,10 @@ class Trainer:
             return (out.reshape(len(out)) > 0).astype(np.int64)
         return out
 
+    def forward(self, X: Any) -> np.ndarray:
+        """The model's raw outputs (logits for classification) in evaluation mode: no dropout."""
+        return self._forward_eval(self._check_X(X))
+
     def _forward_eval(self, X: np.ndarray) -> np.ndarray:
         with _eval_mode(self.model):
             return self.model.forward(X)

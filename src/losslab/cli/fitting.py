@@ -126,8 +126,7 @@ def final_metrics(trainer: Any, plan: LossPlan, X: np.ndarray, y: np.ndarray,
     """Held-out metrics that do not depend on the loss (plus the loss itself)."""
     from losslab import metrics as M
 
-    out = trainer._forward_eval(np.asarray(X, dtype=dtype)) if hasattr(trainer, "_forward_eval") \
-        else trainer.model.forward(X)
+    out = trainer.forward(np.asarray(X, dtype=dtype))
     out = np.asarray(out, dtype=np.float64)
     result: dict[str, float] = {}
     try:
