@@ -125,8 +125,8 @@ def check_in_range(
     # Two reductions and no temporaries (this runs on every call); min and max propagate NaN,
     # so a NaN fails too.
     if low is not None and high is not None and array_api_compat.is_torch_array(x):
-        lo, hi = x.aminmax()  # one pass for both bounds
-        ok = bool((lo >= low) & (hi <= high))
+        lo, hi = x.aminmax()  # one pass for both bounds; NaN propagates into both
+        ok = float(lo) >= low and float(hi) <= high
     else:
         ok = True
         if low is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from losslab._array import is_numpy, namespace, shape_of
@@ -90,6 +91,8 @@ def _tversky(
     slope = (score * (1.0 - alpha - beta) - 1.0) * k
     offset = (score * alpha) * k
     del score, k
+    if array_api_compat.is_torch_namespace(xp):
+        return value, xp.addcmul(offset, t, slope)  # offset + t * slope in one pass
     g = t * slope
     del slope
     g += offset
