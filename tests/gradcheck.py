@@ -62,3 +62,19 @@ def torch_value_and_grad(
     out.backward(torch.ones_like(out))
     grads = tuple(tensors[i].grad.detach().numpy() for i in diff)
     return out.detach().numpy(), grads
+
+
+def catalog_cases(names: Sequence[str] | None = None) -> tuple[list, list[str]]:
+    """``(cases, ids)``: one ``(name, options)`` per catalog loss and reduction it accepts
+    (``kl_div`` includes ``"batchmean"``), for parametrizing a test over the whole catalog."""
+    import losslab
+
+    cases = []
+    for name in losslab.available() if names is None else names:
+        spec = losslab.spec(name)
+        if "reduction" in spec.defaults:
+            cases += [(name, {"reduction": r}) for r in spec.reductions]
+        else:
+            cases.append((name, {}))
+    ids = [f"{n}-{c.get('reduction', 'default')}" for n, c in cases]
+    return cases, ids

@@ -18,6 +18,7 @@ jax = pytest.importorskip("jax", reason="jax is not installed (pip install 'loss
 jax.config.update("jax_enable_x64", True)  # float64, for finite differences
 
 import jax.numpy as jnp  # noqa: E402
+from gradcheck import catalog_cases  # noqa: E402
 
 import losslab  # noqa: E402
 import losslab.jax as lj  # noqa: E402
@@ -25,17 +26,7 @@ from losslab.gradcheck import numerical_grad  # noqa: E402
 
 NAMES = losslab.available()
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def _configs(name):
-    spec = losslab.spec(name)
-    if "reduction" in spec.defaults:
-        return [{"reduction": r} for r in getattr(spec, "reductions", REDUCTIONS)]
-    return [{}]
-
-
-CASES = [(n, c) for n in NAMES for c in _configs(n)]
-IDS = [f"{n}-{c.get('reduction', 'default')}" for n, c in CASES]
+CASES, IDS = catalog_cases()
 
 
 def _example(name, options, seed=0, dtype="float64"):

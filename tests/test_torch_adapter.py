@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from gradcheck import catalog_cases
 
 import losslab
 import losslab.torch as lt
@@ -23,17 +24,7 @@ from losslab import _blocked
 
 NAMES = losslab.available()
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def _configs(name):
-    spec = losslab.spec(name)
-    if "reduction" in spec.defaults:
-        return [{"reduction": r} for r in getattr(spec, "reductions", REDUCTIONS)]
-    return [{}]
-
-
-CASES = [(n, c) for n in NAMES for c in _configs(n)]
-IDS = [f"{n}-{c.get('reduction', 'default')}" for n, c in CASES]
+CASES, IDS = catalog_cases()
 TORCH_CASES = [(n, c) for n, c in CASES if losslab.spec(n).torch]
 TORCH_IDS = [f"{n}-{c.get('reduction', 'default')}" for n, c in TORCH_CASES]
 
