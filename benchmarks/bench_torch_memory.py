@@ -11,11 +11,12 @@ gradient left in ``x.grad`` counts, the same input-sized buffer for both, so the
 go below 1 / (composed extra / input size): 0.5 exactly when the composed version needs just one
 input-sized temporary besides the gradient (dice). On CPU it is read from the
 profiler's allocation events (``profile_memory=True``: every CPU-allocator allocation and free,
-replayed in time order); on CUDA from ``torch.cuda.max_memory_allocated``. Time is the median of
-repeated runs without the profiler. Target (issue 5): at most half the composed version's extra
-memory and no slower.
+replayed in time order); on CUDA from ``torch.cuda.max_memory_allocated``. Time is measured
+without the profiler, in rounds that run both versions side by side (order alternating): the
+table gives each one's median and the median and quartiles of the per-round ratio. Target
+(issue 5): at most half the composed version's extra memory and no slower.
 
-    python3 benchmarks/bench_torch_memory.py [--device cuda] [--repeats 7]
+    python3 benchmarks/bench_torch_memory.py [--device cuda] [--rounds 41]
 
 Writes a Markdown table to benchmarks/results/torch_memory[_cuda].md.
 """
@@ -136,24 +137,38 @@ def peak_extra_bytes(fn, inputs, device) -> int:
     return peak
 
 
-def median_time(fn, inputs, device, repeats) -> float:
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step(fn, inputs)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def one_time(fn, inputs, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    step(fn, inputs)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def paired_times(fns, inputs, device, rounds):
+    """Per-function times of ``rounds`` rounds, each running every function once, the order
+    alternating between rounds. Load from other processes drifts slowly on a shared machine, so
+    the ratio of two runs side by side is far steadier than the ratio of separate medians."""
+    times = [[] for _ in fns]
+    for r in range(rounds):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            times[i].append(one_time(fns[i], inputs, device))
+    return times
+
+
+def quartiles(values):
+    q = statistics.quantiles(values, n=4)
+    return q[0], statistics.median(values), q[2]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--elements", type=int, default=4 * 1024 * 1024)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=41)
     args = parser.parse_args()
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
@@ -169,19 +184,16 @@ def main() -> None:
         for fn in (ours, composed):  # warm up (first-call allocations, thread pools)
             step(fn, inputs)
         mem = [peak_extra_bytes(fn, inputs, device) for fn in (ours, composed)]
-        # interleave the timing runs so that load from other processes hits both alike
-        t_ours, t_ref = [], []
-        for _ in range(3):
-            t_ours.append(median_time(ours, inputs, device, args.repeats))
-            t_ref.append(median_time(composed, inputs, device, args.repeats))
-        tm = [min(t_ours), min(t_ref)]
+        t_ours, t_ref = paired_times((ours, composed), inputs, device, args.rounds)
+        tm = [statistics.median(t_ours), statistics.median(t_ref)]
+        ratio = quartiles([a / b for a, b in zip(t_ours, t_ref)])
         size = inputs[0].numel() * inputs[0].element_size()
-        rows.append((name, tuple(inputs[0].shape), size, mem, tm))
+        rows.append((name, tuple(inputs[0].shape), size, mem, tm, ratio))
         print(
             f"{name:14s} mem {mem[0] / 2**20:7.1f} MiB vs {mem[1] / 2**20:7.1f} MiB "
             f"({mem[0] / mem[1]:.3f}x, {mem[0] - mem[1] // 2:+d} B vs half)  "
-            f"time {tm[0] * 1e3:7.1f} ms vs {tm[1] * 1e3:7.1f} ms "
-            f"({tm[0] / tm[1]:.2f}x)",
+            f"time {tm[0] * 1e3:7.2f} ms vs {tm[1] * 1e3:7.2f} ms "
+            f"(paired ratio {ratio[1]:.2f}, quartiles {ratio[0]:.2f}-{ratio[2]:.2f})",
             flush=True,
         )
     write_table(rows, device, args)
@@ -199,18 +211,21 @@ def write_table(rows, device, args) -> None:
         "",
         "Extra memory = memory beyond the inputs: peak bytes allocated during one forward + "
         "backward above what was live before it (the inputs), x.grad included (one input-sized "
-        "buffer for both, so the ratio's floor is input MiB / composed MiB). Time = best of 3 "
-        f"medians of {args.repeats} runs. Target: memory ratio <= 0.5, time ratio <= 1.0.",
+        "buffer for both, so the ratio's floor is input MiB / composed MiB). Time: "
+        f"{args.rounds} rounds, each running both versions once side by side (order "
+        "alternating); ms = each one's median, time ratio = median of the per-round ratios "
+        "(quartiles in brackets). Target: memory ratio <= 0.5, time ratio <= 1.0.",
         "",
         "| loss | input shape | input MiB | extra MiB losslab | extra MiB composed | memory "
-        "ratio | ms losslab | ms composed | time ratio |",
+        "ratio | ms losslab | ms composed | time ratio [quartiles] |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, shape, size, mem, tm in rows:
+    for name, shape, size, mem, tm, ratio in rows:
         lines.append(
             f"| {name} | {'x'.join(map(str, shape))} | {size / 2**20:.0f} | "
             f"{mem[0] / 2**20:.1f} | {mem[1] / 2**20:.1f} | {mem[0] / mem[1]:.3f} | "
-            f"{tm[0] * 1e3:.1f} | {tm[1] * 1e3:.1f} | {tm[0] / tm[1]:.2f} |"
+            f"{tm[0] * 1e3:.2f} | {tm[1] * 1e3:.2f} | {ratio[1]:.2f} "
+            f"[{ratio[0]:.2f}-{ratio[2]:.2f}] |"
         )
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")

@@ -149,6 +149,31 @@ def test_gradient_matches_fd(name, opts, red, data):
     assert_fd_grad(losslab.get(name, reduction=red, **opts), data.draw(_prob_inputs()))
 
 
+@pytest.mark.parametrize("name", ["dice", "jaccard", "tversky"])
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("row_dot", ["blas-dot-per-row", "product-and-sum"])
+def test_torch_row_dot_paths_equal_numpy(name, red, row_dot, monkeypatch):
+    """On CPU torch, long rows get one torch.dot and one torch.add each, short ones a product, a
+    sum and an addcmul; both equal the NumPy (vecdot) result, and the path the threshold picks is
+    the one taken."""
+    torch = pytest.importorskip("torch")
+    from losslab.losses import overlap
+
+    rng = np.random.default_rng(3)
+    p, t = _inputs(rng, (3, 2, 5, 4), "float64", binary=False)
+    opts = {"alpha": 0.3, "beta": 0.7} if name == "tversky" else {}
+    loss = losslab.get(name, reduction=red, **opts)
+    want_v, want_g = loss.value_and_grad(p, t)
+    calls = []
+    real_dot = torch.dot
+    monkeypatch.setattr(torch, "dot", lambda a, b: calls.append(1) or real_dot(a, b))
+    monkeypatch.setattr(overlap, "_ROW_LOOP_MIN", 40 if row_dot == "blas-dot-per-row" else 41)
+    v, g = loss.value_and_grad(torch.from_numpy(p), torch.from_numpy(t))
+    assert len(calls) == (3 if row_dot == "blas-dot-per-row" else 0)
+    np.testing.assert_allclose(v.numpy(), want_v, **TOL["float64"])
+    np.testing.assert_allclose(g.numpy(), want_g, **TOL["float64"])
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input: one test per case
 # ----------------------------------------------------------------------------------------------

@@ -5,12 +5,18 @@ With one logit ``M`` ahead of the rest by a gap of ``2M``, the softmax is exactl
 floating point, so the limits are exact: the correct class ahead gives loss 0 and gradient 0; a
 wrong class ahead gives loss = gap (focal: alpha * gap; poly1: gap + epsilon) and gradient +1 at
 the leader, -1 at the target (times 1/N for the mean).
+
+Each test runs on NumPy and on torch tensors: torch takes its own softmax path (torch's fused
+softmax, with ``log s`` recovered from the softmax at the row maximum), which must keep the same
+limits.
 """
 
 import numpy as np
 import pytest
 
 import losslab
+
+torch = pytest.importorskip("torch")
 
 MAGNITUDES = [("float32", 1e4), ("float64", 1e30)]
 LOSSES = [
@@ -21,6 +27,20 @@ LOSSES = [
     ("poly1", {"epsilon": 2.0}),
 ]
 IDS = ["ce", "focal", "focal-g0.5-a0.25", "poly1", "poly1-eps2"]
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def backend(request):
+    return request.param
+
+
+def _value_and_grad(backend, loss, x, y):
+    """``loss.value_and_grad(x, y)`` on the backend's arrays, returned as NumPy arrays."""
+    if backend == "numpy":
+        return loss.value_and_grad(x, y)
+    v, g = loss.value_and_grad(torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y)))
+    assert v.dtype == g.dtype == torch.from_numpy(np.asarray(x)).dtype
+    return v.numpy(), g.numpy()
 
 
 def _logits(dtype, m):
@@ -40,9 +60,9 @@ def _wrong_limit(name, opts, gap):
 
 @pytest.mark.parametrize(("dtype", "m"), MAGNITUDES)
 @pytest.mark.parametrize(("name", "opts"), LOSSES, ids=IDS)
-def test_far_ahead_gives_exact_limits(dtype, m, name, opts):
+def test_far_ahead_gives_exact_limits(backend, dtype, m, name, opts):
     x, y = _logits(dtype, m)
-    v, g = losslab.get(name, reduction="none", **opts).value_and_grad(x, y)
+    v, g = _value_and_grad(backend, losslab.get(name, reduction="none", **opts), x, y)
     assert v.dtype == np.dtype(dtype) and np.all(np.isfinite(v)) and np.all(np.isfinite(g))
     gap = np.asarray(2 * m, dtype=dtype)
     np.testing.assert_allclose(v, [0.0, _wrong_limit(name, opts, gap)], rtol=1e-6)
@@ -54,9 +74,9 @@ def test_far_ahead_gives_exact_limits(dtype, m, name, opts):
 
 @pytest.mark.parametrize(("dtype", "m"), MAGNITUDES)
 @pytest.mark.parametrize(("name", "opts"), LOSSES, ids=IDS)
-def test_mean_scales_the_limit_gradient(dtype, m, name, opts):
+def test_mean_scales_the_limit_gradient(backend, dtype, m, name, opts):
     x, y = _logits(dtype, m)
-    v, g = losslab.get(name, **opts).value_and_grad(x, y)
+    v, g = _value_and_grad(backend, losslab.get(name, **opts), x, y)
     gap = 2 * m
     np.testing.assert_allclose(v, _wrong_limit(name, opts, gap) / 2, rtol=1e-6)
     scale = opts.get("alpha", 1.0) if name == "softmax_focal" else 1.0
@@ -65,11 +85,11 @@ def test_mean_scales_the_limit_gradient(dtype, m, name, opts):
 
 @pytest.mark.parametrize(("dtype", "m"), MAGNITUDES)
 @pytest.mark.parametrize(("name", "opts"), LOSSES, ids=IDS)
-def test_tie_at_huge_magnitude_keeps_log2(dtype, m, name, opts):
+def test_tie_at_huge_magnitude_keeps_log2(backend, dtype, m, name, opts):
     # Two classes tied at M: p = (1/2, 1/2, 0). A naive logsumexp(x) - x_y cancels to 0 here.
     x = np.array([[m, m, -m]], dtype=dtype)
     y = np.array([0])
-    v, g = losslab.get(name, reduction="sum", **opts).value_and_grad(x, y)
+    v, g = _value_and_grad(backend, losslab.get(name, reduction="sum", **opts), x, y)
     ln2 = np.log(2.0)
     if name == "cross_entropy":
         want_v, c = ln2, 1.0
@@ -85,7 +105,7 @@ def test_tie_at_huge_magnitude_keeps_log2(dtype, m, name, opts):
 
 @pytest.mark.parametrize(("dtype", "m"), MAGNITUDES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_cross_entropy_label_smoothing_limits(dtype, m, weighted):
+def test_cross_entropy_label_smoothing_limits(backend, dtype, m, weighted):
     # -log p_c = M - x_c exactly in the limit; grad = (sum b) p - b, b = w * q.
     x = np.array([[-m, -m, m]], dtype=dtype)
     y = np.array([0])
@@ -94,9 +114,10 @@ def test_cross_entropy_label_smoothing_limits(dtype, m, weighted):
     q = np.full(3, ls / n)
     q[0] += 1 - ls
     b = w * q
-    v, g = losslab.get(
+    loss = losslab.get(
         "cross_entropy", label_smoothing=ls, weight=w if weighted else None, reduction="sum"
-    ).value_and_grad(x, y)
+    )
+    v, g = _value_and_grad(backend, loss, x, y)
     nll = np.array([2 * m, 2 * m, 0.0])
     np.testing.assert_allclose(v, np.sum(b * nll), rtol=1e-6)
     np.testing.assert_allclose(g, (b.sum() * np.array([0.0, 0.0, 1.0]) - b)[None], rtol=1e-6)
@@ -104,21 +125,21 @@ def test_cross_entropy_label_smoothing_limits(dtype, m, weighted):
 
 
 @pytest.mark.parametrize(("dtype", "m"), MAGNITUDES)
-def test_cross_entropy_probability_targets_limits(dtype, m):
+def test_cross_entropy_probability_targets_limits(backend, dtype, m):
     x = np.array([[m, -m, -m], [-m, -m, m]], dtype=dtype)
     t = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=dtype)
-    v, g = losslab.get("cross_entropy", reduction="none").value_and_grad(x, t)
+    v, g = _value_and_grad(backend, losslab.get("cross_entropy", reduction="none"), x, t)
     np.testing.assert_allclose(v, [0.0, 2 * m], rtol=1e-6)
     np.testing.assert_array_equal(g, np.array([[0, 0, 0], [-1, 0, 1]], dtype=dtype))
 
 
 @pytest.mark.parametrize(("dtype", "m"), MAGNITUDES)
 @pytest.mark.parametrize(("name", "opts"), LOSSES, ids=IDS)
-def test_k_dimensional_random_huge_logits_stay_finite(dtype, m, name, opts):
+def test_k_dimensional_random_huge_logits_stay_finite(backend, dtype, m, name, opts):
     rng = np.random.default_rng(0)
     x = (m * rng.uniform(-1, 1, size=(3, 4, 2, 2))).astype(dtype)
     y = rng.integers(0, 4, size=(3, 2, 2))
-    v, g = losslab.get(name, **opts).value_and_grad(x, y)
+    v, g = _value_and_grad(backend, losslab.get(name, **opts), x, y)
     assert np.isfinite(v) and np.all(np.isfinite(g))
     # Each position's gradient sums to zero over the classes (softmax shift invariance).
     np.testing.assert_allclose(np.sum(g, axis=1), 0.0, atol=1e-6)

@@ -18,11 +18,13 @@ __all__ = [
     "namespace",
     "to_namespace",
     "update_ops",
+    "in_place",
     "is_numpy",
     "is_floating",
     "is_integral",
     "shape_of",
     "size_of",
+    "all_within",
     "log1p_unit",
     "softplus",
     "log_sigmoid",
@@ -94,6 +96,19 @@ def update_ops(x: Any) -> tuple[Any, Any, Any, Any]:
     return operator.iadd, operator.isub, operator.imul, operator.itruediv
 
 
+def in_place(xp: Any, op: str, x: Any, *args: Any) -> Any:
+    """``xp.<op>(x, *args)`` for a temporary ``x`` nobody else holds, written over ``x`` where the
+    namespace allows it: NumPy arrays (``out=x``) and torch tensors outside autograd
+    (``x.<op>_(*args)``). That saves an input-sized allocation, whose first touch costs about as
+    much as a cheap arithmetic pass. Elsewhere (JAX, array-api-strict, a tensor autograd is
+    recording) a new array, as ``xp.<op>`` gives."""
+    if isinstance(x, np.ndarray) and x.ndim:
+        return getattr(np, op)(x, *args, out=x)
+    if array_api_compat.is_torch_namespace(xp) and not x.requires_grad:
+        return getattr(x, op + "_")(*args)
+    return getattr(xp, op)(x, *args)
+
+
 def is_numpy(xp: Any) -> bool:
     """True when ``xp`` is NumPy (or array-api-compat's NumPy wrapper)."""
     return array_api_compat.is_numpy_namespace(xp)
@@ -116,6 +131,20 @@ def size_of(x: Any) -> int:
     for d in x.shape:
         n *= int(d)
     return n
+
+
+def all_within(xp: Any, a: Any, bound: float) -> bool:
+    """True when every entry of the non-negative array ``a`` is known to be <= ``bound``.
+
+    Answered by one reduction where reading a value back is free: NumPy and CPU torch tensors.
+    Elsewhere (a GPU, where the read would synchronise with the device; JAX, whose arrays may be
+    tracers) the answer is False, so the caller takes the path that is correct for any values.
+    NaN is never within.
+    """
+    readable = is_numpy(xp) or (
+        array_api_compat.is_torch_namespace(xp) and a.device.type == "cpu"
+    )
+    return readable and (size_of(a) == 0 or bool(xp.max(a) <= bound))
 
 
 # Stable primitives. Written with ``xp`` only, so they serve every backend.

@@ -18,7 +18,15 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from losslab._array import is_floating, is_integral, namespace, shape_of, size_of, to_namespace
+from losslab._array import (
+    in_place,
+    is_floating,
+    is_integral,
+    namespace,
+    shape_of,
+    size_of,
+    to_namespace,
+)
 from losslab._reduction import reduce
 from losslab._registry import register
 from losslab._validation import (
@@ -147,12 +155,16 @@ def _softmax_pass(xp: Any, x: Any, y_safe: Any | None, dot: Any = None):
     """One stable pass over the logits.
 
     Returns ``(e, s, log_s, z_y, zdot)`` where ``z = x - max`` (row max along the classes),
-    ``e = exp(z)`` (a fresh buffer the caller may overwrite), ``s = sum(e)``, so that
-    ``log_softmax = z - log_s``; ``z_y`` is ``z`` at the target (if ``y_safe`` is given) and
+    ``e / s`` is the softmax (``e = exp(z)``, a fresh buffer the caller may overwrite, and
+    ``s = sum(e)``; on torch ``e`` is the softmax and ``s = 1``), ``log_s`` is the log of
+    ``sum(exp(z))``, so that ``log_softmax = z - log_s``; ``z_y`` is ``z`` at the target (if
+    ``y_safe`` is given; on torch only ``z_y - log_s = log p_y`` is promised) and
     ``zdot = sum(dot * z)`` over the classes (``dot=True`` means plain sum). Working with ``z``
     rather than ``x - logsumexp`` keeps ``log p`` exact for huge logits (1e30), where ``x`` and
     the logsumexp would cancel catastrophically.
     """
+    if dot is None and array_api_compat.is_torch_namespace(xp):
+        return _torch_softmax_pass(x, y_safe)
     m = xp.max(x, axis=1, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
     z = x - m
@@ -162,21 +174,42 @@ def _softmax_pass(xp: Any, x: Any, y_safe: Any | None, dot: Any = None):
         zdot = xp.sum(z, axis=1, keepdims=True)
     elif dot is not None:
         zdot = xp.sum(z * dot, axis=1, keepdims=True)
-    e = _exp_fresh(xp, z)
+    e = in_place(xp, "exp", z)  # one input-sized buffer for the pass, not two
     del z
     s = xp.sum(e, axis=1, keepdims=True)
     return e, s, xp.log(s), z_y, zdot
 
 
-def _exp_fresh(xp: Any, z: Any) -> Any:
-    """``exp(z)`` for a temporary ``z`` nobody else holds: written into ``z`` where the namespace
-    allows it (NumPy, torch outside autograd), so the softmax pass needs one input-sized buffer,
-    not two."""
-    if array_api_compat.is_numpy_namespace(xp):
-        return np.exp(z, out=z)
-    if array_api_compat.is_torch_namespace(xp) and not z.requires_grad:
-        return z.exp_()
-    return xp.exp(z)
+def _torch_softmax_pass(x: Any, y_safe: Any | None):
+    """``_softmax_pass`` on torch tensors, from torch's fused softmax (one kernel instead of max,
+    subtract, exp and sum passes).
+
+    Returns ``e`` = the softmax itself and ``s = 1``, and ``z_y - log_s = log p_y`` exactly for
+    logits of any magnitude, by one of two routes:
+
+    - On CPU, when every target probability is a normal number (the usual case, checked on the
+      gathered column, free to read there), ``log p_y`` is taken directly: the softmax is
+      accurate to a few ulp relative to its size, so its log is accurate to a few ulp in
+      absolute terms, as good as the shifted form. Then ``z_y = log p_y``, ``log_s = 0``.
+    - Otherwise (a target probability that underflows, or any GPU tensor, where the check would
+      synchronise with the device), the shifted form: ``z_y = x_y - max`` and ``log s =
+      -log(max softmax)``, since the softmax's largest entry, at the row's maximum, is
+      ``exp(0) / s`` (and never underflows, ``s <= C``).
+
+    ``amax`` rather than ``torch.max``: with indices, the latter is ten times slower on CPU.
+    """
+    import torch
+
+    p = torch.softmax(x, dim=1)
+    if y_safe is None:
+        return p, 1.0, -torch.log(torch.amax(p, dim=1, keepdim=True)), None, None
+    if x.device.type == "cpu":
+        p_y = torch.gather(p, 1, y_safe)
+        if bool(torch.all(p_y >= torch.finfo(p.dtype).tiny)):
+            return p, 1.0, 0.0, torch.log(p_y), None
+    log_s = -torch.log(torch.amax(p, dim=1, keepdim=True))
+    z_y = torch.gather(x, 1, y_safe) - torch.amax(x, dim=1, keepdim=True)
+    return p, 1.0, log_s, z_y, None
 
 
 def _subtract_at_target(xp: Any, g: Any, y_safe: Any, coef_t: Any) -> bool:

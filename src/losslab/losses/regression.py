@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from losslab._array import is_numpy, namespace, size_of, to_namespace, update_ops
+from losslab._array import (
+    all_within,
+    in_place,
+    is_numpy,
+    namespace,
+    size_of,
+    to_namespace,
+    update_ops,
+)
 from losslab._reduction import reduce, scale_for
 from losslab._registry import register
 from losslab._validation import (
@@ -282,18 +290,18 @@ def smooth_l1(
 def log_cosh(input: Any, target: Any, *, reduction: str = "mean", compute_grad: bool = True):
     """Log-cosh loss: ``l_i = log(cosh(d_i))``, ``d_i = x_i - y_i``.
 
-    With ``a = min(|d|, 20)``, ``m = expm1(-2a)`` and ``E = exp(-2a)``, evaluated as
-    ``l = log1p(m^2 / (4E)) / 2 + (|d| - a)``, since ``cosh(a) - 1 = m^2 / (4E)`` exactly
-    (``cosh a = (1 + E) / (2 sqrt E)`` and ``(1 + E)^2 - 4E = m^2``). Both exponentials are
-    accurate relative to their size, so this keeps full relative accuracy near 0 (where it
-    behaves like ``d^2 / 2`` and where ``|d| + softplus(-2|d|) - log 2`` would cancel to an
-    absolute error of ~``eps * log 2``) and far out (like ``|d| - log 2``); beyond ``|d| = 20``
-    the rest of ``log cosh`` is ``|d| - log 2`` to within ``e^-40``, so nothing overflows
-    (``cosh`` itself overflows at ``|d| ~ 89`` in float32).
+    With ``a = min(|d|, 20)``, ``M = expm1(2a)`` and ``F = 1 + M = exp(2a)``, evaluated as
+    ``l = log1p(M^2 / (4F)) / 2 + (|d| - a)``, since ``sinh^2 a = cosh^2 a - 1 = M^2 / (4F)``
+    exactly (``sinh a = (F - 1) / (2 sqrt F)``). ``M`` is accurate relative to its size and
+    ``F = 1 + M`` with ``M >= 0`` loses nothing, so this keeps full relative accuracy near 0 (where
+    it behaves like ``d^2 / 2`` and where ``|d| + softplus(-2|d|) - log 2`` would cancel to an
+    absolute error of ~``eps * log 2``) and far out (like ``|d| - log 2``), from two
+    transcendental passes (``expm1``, ``log1p``). Beyond ``|d| = 20`` the rest of ``log cosh`` is
+    ``|d| - log 2`` to within ``e^-40``, so nothing overflows (``M^2`` stays below ``e^80``;
+    ``cosh`` itself overflows at ``|d| ~ 89`` in float32).
 
-    Gradient: ``dl_i/dx_i = tanh(d_i) = sign(d_i) (-m) / (1 + E)``, from the same two
-    exponentials (exactly +-1 for large residuals), divided by the number of elements for
-    ``reduction="mean"``.
+    Gradient: ``dl_i/dx_i = tanh(d_i) = sign(d_i) M / (2 + M)``, from the same ``M`` (exactly
+    +-1 for large residuals), divided by the number of elements for ``reduction="mean"``.
 
     Options: ``reduction``. PyTorch has no log-cosh loss; Keras has ``log_cosh`` (same value,
     computed there as ``d + softplus(-2d) - log 2`` throughout). Reference: Chen et al., "Log
@@ -303,40 +311,44 @@ def log_cosh(input: Any, target: Any, *, reduction: str = "mean", compute_grad: 
     iadd, _, imul, idiv = update_ops(input)
     d = input - target
     a = xp.abs(d)
-    # Two exponentials and one log1p for value and gradient; the rest are cheap passes, done
-    # in place where the namespace allows (JAX rebinds instead).
-    t = xp.minimum(a, _LOG_COSH_LINEAR)
-    if reduction == "none":
-        linear = a - t
-    else:
-        linear = xp.sum(a) - xp.sum(t)
+    # Two transcendental passes (expm1, log1p) for value and gradient; the rest are cheap
+    # passes, done in place where the namespace allows (JAX rebinds instead). Residuals beyond
+    # the linear threshold are clamped and their excess added back, unless one look at the data
+    # (where that is free) shows there are none.
+    linear = None
+    if not all_within(xp, a, _LOG_COSH_LINEAR):
+        clamped = xp.minimum(a, _LOG_COSH_LINEAR)
+        linear = a - clamped if reduction == "none" else xp.sum(a) - xp.sum(clamped)
+        a = clamped
+    a = imul(a, 2.0)
+    m = in_place(xp, "expm1", a)  # M = exp(2a) - 1 >= 0
     del a
-    t = imul(t, -2.0)
-    m = xp.expm1(t)
-    e = xp.exp(t)
-    del t
-    grad = xp.copysign(m, d) if compute_grad else None
-    del d
-    m = imul(m, 0.5)
-    m = imul(m, m)
-    m = idiv(m, e)  # m^2 / (4E) = cosh|d| - 1
-    if compute_grad:
-        e = iadd(e, 1.0)
-        grad = idiv(grad, e)  # |m| / (1 + E) = tanh|d|
-    del e
-    half = xp.log1p(m)
-    del m
+    f = m + 1.0  # F = exp(2a), exact to rounding since M >= 0
+    v = m * m
+    v = idiv(v, f)
+    v = imul(v, 0.25)  # sinh^2 a = M^2 / (4F)
+    half = in_place(xp, "log1p", v)  # log cosh^2 a
+    del v
     if reduction == "none":
-        half = iadd(imul(half, 0.5), linear)
+        half = imul(half, 0.5)
+        if linear is not None:
+            half = iadd(half, linear)
         value = reduce(xp, half, reduction)
     else:
-        value = xp.sum(half) * 0.5 + linear
+        value = xp.sum(half) * 0.5
+        if linear is not None:
+            value = value + linear
         if reduction == "mean":
             value = value / size_of(half)
         value = xp.asarray(value) if is_numpy(xp) else value
     if not compute_grad:
         return value, None
     scale = scale_for(reduction, half)
+    del half
+    f = iadd(f, 1.0)
+    m = idiv(m, f)  # M / (2 + M) = tanh a
+    del f
+    grad = in_place(xp, "copysign", m, d)
     if scale != 1.0:
         grad = imul(grad, scale)
     return value, grad
