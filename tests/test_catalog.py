@@ -2,8 +2,11 @@
 
 Family files (test_regression.py, test_multiclass.py, ...) check each loss against torch and over
 all of its options; this file checks the contract itself: gradients equal finite differences,
-dtype in = dtype out, one pass equals two, and the same numbers on every array namespace.
+dtype in = dtype out (float16 computed in float32), one pass equals two, empty batches, and the
+same numbers on every array namespace.
 """
+
+import warnings
 
 import array_api_strict
 import numpy as np
@@ -57,6 +60,63 @@ def test_dtype_in_equals_dtype_out(name, options, dtype):
     for gname, g in zip(loss.differentiable, as_tuple(grad)):
         x = inputs[loss.spec.inputs.index(gname)]
         assert g.dtype == x.dtype and g.shape == x.shape, gname
+
+
+@pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
+def test_float16_is_computed_in_float32_and_rounded_once(name, options):
+    loss = losslab.get(name, **options)
+    inputs = loss.example(np.random.default_rng(4), "float16")
+    value, grad = loss.value_and_grad(*inputs)
+    wide = [a.astype(np.float32) if a.dtype == np.float16 else a for a in inputs]
+    want_value, want_grad = loss.value_and_grad(*wide)
+    assert value.dtype == np.float16
+    np.testing.assert_array_equal(value, want_value.astype(np.float16))
+    for gname, g, w in zip(loss.differentiable, as_tuple(grad), as_tuple(want_grad)):
+        assert g.dtype == np.float16, gname
+        np.testing.assert_array_equal(g, w.astype(np.float16))
+
+
+def test_float16_log_cosh_stays_finite_far_out():
+    # In float16 itself, exp(2|d|) overflows beyond |d| ~ 5.5 and its square beyond ~2.8.
+    d = np.array([15.0, 0.5, -3.0, 30.0, -1000.0], dtype=np.float16)
+    value, grad = losslab.get("log_cosh", reduction="none").value_and_grad(d, np.zeros_like(d))
+    want = np.abs(d.astype(np.float64))
+    want = want + np.log1p(np.exp(-2 * want)) - np.log(2.0)
+    np.testing.assert_allclose(value, want, rtol=1e-3)
+    np.testing.assert_allclose(grad, np.tanh(d.astype(np.float64)), rtol=1e-3)
+
+
+def _batched_example(loss, rng):
+    """An example whose first input has a batch axis beside its other axes (ndim >= 2), or,
+    for losses whose inputs are 1-D, one of those."""
+    draws = [loss.example(rng, "float64") for _ in range(40)]
+    for inputs in draws:
+        if np.ndim(inputs[0]) >= 2:
+            return inputs
+    return draws[0]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
+def test_empty_batch_gives_torchs_answer(name, options, backend):
+    # An empty batch: mean -> NaN, sum -> 0, none -> empty; gradients empty, of the input's shape.
+    loss = losslab.get(name, **options)
+    inputs = [a[:0] if np.ndim(a) else a for a in _batched_example(loss, np.random.default_rng(5))]
+    if backend == "torch":
+        inputs = [torch.from_numpy(np.asarray(a)) if np.ndim(a) else a for a in inputs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
+        value, grad = loss.value_and_grad(*inputs)
+    value = np.asarray(value)
+    reduction = options.get("reduction", "mean")
+    if reduction == "none":
+        assert value.size == 0
+    elif reduction == "sum":
+        assert value == 0
+    else:
+        assert np.isnan(value)
+    for gname, g in zip(loss.differentiable, as_tuple(grad)):
+        assert tuple(g.shape) == tuple(inputs[loss.spec.inputs.index(gname)].shape), gname
 
 
 @pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)

@@ -151,13 +151,15 @@ def all_within(xp: Any, a: Any, bound: float) -> bool:
 
 
 def log1p_unit(xp: Any, e: Any) -> Any:
-    """log(1 + e) for 0 <= e <= 1, the tail of every softplus.
+    """log(1 + e) for e >= 0: the tail of every softplus (there 0 <= e <= 1), and log_cosh's.
 
     NumPy's ``log1p`` is a scalar libm loop (about 10 ns an element, five times its SIMD
     ``log``), so on NumPy we take ``log(u) - ((u - 1) - e) / u`` with ``u = 1 + e``: the second
     term restores what rounding ``1 + e`` lost (Goldberg, "What every computer scientist should
-    know about floating-point arithmetic", 1991), within 2 ulp of log1p, and exactly ``e`` when
-    ``e`` is below the rounding of 1. Other namespaces have vectorised ``log1p`` already.
+    know about floating-point arithmetic", 1991), and it is exactly ``e`` when ``e`` is below the
+    rounding of 1. Measured against log1p in extended precision over 2 million draws: at most
+    3.5 ulp in float32 and 1.1 ulp in float64 (log1p itself: 0.8). Other namespaces have
+    vectorised ``log1p`` already.
     """
     if not is_numpy(xp):
         return xp.log1p(e)

@@ -185,6 +185,8 @@ class Loss:
         return self.spec.differentiable
 
     def _run(self, inputs: tuple[Any, ...], compute_grad: bool) -> tuple[Any, Any]:
+        if any(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in inputs):
+            return self._run_half(inputs, compute_grad)
         if self.spec.rowwise and _blocked.applicable(self.spec, list(inputs), self.options):
             return _blocked.value_and_grad(self.spec, list(inputs), self.options, compute_grad)
         value, grad = self.spec.fn(*inputs, compute_grad=compute_grad, **self.options)
@@ -195,6 +197,32 @@ class Loss:
             grad = tuple(np.asarray(g) if isinstance(g, np.generic) else g for g in grad)
         elif isinstance(grad, np.generic):
             grad = np.asarray(grad)
+        return value, grad
+
+    def _run_half(self, inputs: tuple[Any, ...], compute_grad: bool) -> tuple[Any, Any]:
+        """float16 NumPy inputs: computed in float32 and rounded back once, as torch computes its
+        half-precision losses (and as losslab.torch and losslab.jax do). float16's range (65504)
+        and precision would otherwise overflow the closed forms' intermediates (log_cosh's
+        exp(2|d|) beyond |d| ~ 2.8) and the sums of the mean."""
+        up = tuple(
+            a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == np.float16 else a
+            for a in inputs
+        )
+        value, grad = self._run(up, compute_grad)
+
+        def down(a: Any, like: Any) -> Any:
+            half = getattr(like, "dtype", None) == np.float16
+            return a.astype(np.float16) if half and a is not None else a
+
+        first = inputs[self.spec.inputs.index(self.spec.differentiable[0])]
+        value = down(value, first)
+        if isinstance(grad, tuple):
+            grad = tuple(
+                down(g, inputs[self.spec.inputs.index(n)])
+                for g, n in zip(grad, self.spec.differentiable)
+            )
+        elif grad is not None:
+            grad = down(grad, first)
         return value, grad
 
     def __call__(self, *inputs: Any) -> Any:

@@ -17,6 +17,7 @@ empty prediction on an empty mask) and the gradient bounded.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat
@@ -61,6 +62,7 @@ def _row_loop(xp: Any, p: Any) -> bool:
     return (
         array_api_compat.is_torch_namespace(xp)
         and p.device.type == "cpu"
+        and int(p.shape[0]) > 0
         and size_of(p) >= int(p.shape[0]) * _ROW_LOOP_MIN
     )
 
@@ -74,7 +76,7 @@ def _row_dot(xp: Any, p: Any, t: Any, keep: tuple[int, ...]) -> Any:
     ``einsum`` and ``bmm`` for row-wise dots, is several times slower than either.)
     """
     n = int(p.shape[0])
-    flat = (n, -1)
+    flat = (n, math.prod(shape_of(p)[1:]))  # not -1: an empty batch has no row length to infer
     if is_numpy(xp):
         return xp.reshape(xp.vecdot(xp.reshape(p, flat), xp.reshape(t, flat), axis=-1), keep)
     if _row_loop(xp, p):

@@ -11,12 +11,13 @@ from losslab._array import (
     all_within,
     in_place,
     is_numpy,
+    log1p_unit,
     namespace,
     size_of,
     to_namespace,
     update_ops,
 )
-from losslab._reduction import reduce, scale_for
+from losslab._reduction import grad_scale, reduce, scale_for
 from losslab._registry import register
 from losslab._validation import (
     as_target,
@@ -279,6 +280,34 @@ def smooth_l1(
     return _finish(xp, value / beta, lambda: clipped / beta, reduction, compute_grad)
 
 
+def _sum_log1p(xp: Any, v: Any) -> Any:
+    """``sum(log1p(v))`` for ``0 <= v <= sinh(20)^2``, with half the logarithms.
+
+    ``log1p(a) + log1p(b) = log1p(a + b + a b)``: the pair's ``(1 + a)(1 + b) - 1``, formed
+    without cancellation since ``a, b >= 0`` (so with full relative accuracy, tiny terms
+    included), and at most ``cosh(20)^4 ~ 3.5e33``, inside float32's range. The logarithm is the
+    expensive pass (NumPy's is a scalar libm loop), the pairing three cheap ones on half the data.
+    """
+    flat = xp.reshape(v, (-1,))
+    n = size_of(flat)
+    h = n // 2
+    a, b = flat[:h], flat[h : 2 * h]
+    iadd = update_ops(v)[0]
+    w = a * b
+    w = iadd(w, a)
+    w = iadd(w, b)
+    total = xp.sum(_log1p_of_temporary(xp, w))
+    if n % 2:
+        total = total + xp.sum(xp.log1p(flat[n - 1 :]))
+    return total
+
+
+def _log1p_of_temporary(xp: Any, v: Any) -> Any:
+    """``log1p(v)`` for a temporary ``v >= 0``: NumPy's SIMD log with a rounding correction
+    (``log1p_unit``; NumPy's own log1p is a scalar loop), elsewhere ``log1p`` written over ``v``."""
+    return log1p_unit(xp, v) if is_numpy(xp) else in_place(xp, "log1p", v)
+
+
 @register(
     "log_cosh",
     rowwise=True,
@@ -299,6 +328,10 @@ def log_cosh(input: Any, target: Any, *, reduction: str = "mean", compute_grad: 
     transcendental passes (``expm1``, ``log1p``). Beyond ``|d| = 20`` the rest of ``log cosh`` is
     ``|d| - log 2`` to within ``e^-40``, so nothing overflows (``M^2`` stays below ``e^80``;
     ``cosh`` itself overflows at ``|d| ~ 89`` in float32).
+
+    For ``"sum"`` and ``"mean"`` the terms share logarithms in pairs,
+    ``log1p(u) + log1p(w) = log1p(u + w + u w)`` (no cancellation: all terms are >= 0), which
+    halves the costliest pass.
 
     Gradient: ``dl_i/dx_i = tanh(d_i) = sign(d_i) M / (2 + M)``, from the same ``M`` (exactly
     +-1 for large residuals), divided by the number of elements for ``reduction="mean"``.
@@ -327,24 +360,25 @@ def log_cosh(input: Any, target: Any, *, reduction: str = "mean", compute_grad: 
     v = m * m
     v = idiv(v, f)
     v = imul(v, 0.25)  # sinh^2 a = M^2 / (4F)
-    half = in_place(xp, "log1p", v)  # log cosh^2 a
-    del v
+    n = size_of(v)
     if reduction == "none":
+        half = _log1p_of_temporary(xp, v)  # log cosh^2 a
         half = imul(half, 0.5)
         if linear is not None:
             half = iadd(half, linear)
         value = reduce(xp, half, reduction)
+        del half
     else:
-        value = xp.sum(half) * 0.5
+        value = _sum_log1p(xp, v) * 0.5
         if linear is not None:
             value = value + linear
         if reduction == "mean":
-            value = value / size_of(half)
+            value = value / n
         value = xp.asarray(value) if is_numpy(xp) else value
+    del v
     if not compute_grad:
         return value, None
-    scale = scale_for(reduction, half)
-    del half
+    scale = grad_scale(reduction, n)
     f = iadd(f, 1.0)
     m = idiv(m, f)  # M / (2 + M) = tanh a
     del f
