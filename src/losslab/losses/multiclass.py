@@ -630,7 +630,9 @@ def softmax_focal(
     Gradient: with ``q = 1 - p_y`` and ``lp = log p_y``,
     ``dl_i/dx_i = alpha_y c_i (p_i - onehot(y_i))``, ``c_i = q^gamma (1 - gamma p_y lp / q)``
     (``lp / q -> -1`` as ``q -> 0``, which we use at ``q = 0``). ``lp`` comes from the shifted
-    logits and ``q = -expm1(lp)``, so both stay exact for logits of any magnitude.
+    logits (on torch, from the fused softmax wherever ``p_y`` is a normal number; see
+    ``_torch_softmax_pass``) and ``q = -expm1(lp)``, so both stay exact for logits of any
+    magnitude.
 
     torch has no multi-class focal loss. Reference: Lin et al., "Focal Loss for Dense Object
     Detection", ICCV 2017 (defined there for sigmoids; this is its usual softmax
