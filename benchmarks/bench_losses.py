@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import losslab
-from losslab._blocked import num_threads
+from losslab.losses._blocked import num_threads
 
 
 def median_time(fn, repeats: int) -> float:

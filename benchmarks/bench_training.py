@@ -46,7 +46,7 @@ def _parse() -> argparse.Namespace:
 
 ARGS = _parse()
 # Thread counts must be fixed before NumPy (OpenBLAS) or torch start their pools; losslab's own
-# blocked executor (losslab._blocked) reads LOSSLAB_NUM_THREADS.
+# blocked executor (losslab.losses._blocked) reads LOSSLAB_NUM_THREADS.
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LOSSLAB_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
@@ -70,9 +70,9 @@ def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bench_losslab(X, y, epochs, batch_size) -> list[float]:
-    from losslab.callbacks import LambdaCallback
-    from losslab.layers import mlp
-    from losslab.training import Trainer
+    from losslab.train.callbacks import LambdaCallback
+    from losslab.train.layers import mlp
+    from losslab.train.trainer import Trainer
 
     times: list[float] = []
     start = [0.0]

@@ -5,7 +5,7 @@ import pytest
 from gradcheck import as_tuple
 
 import losslab
-from losslab import _blocked
+from losslab.losses import _blocked
 
 ROWWISE = [n for n in losslab.available() if losslab.spec(n).rowwise]
 

@@ -13,27 +13,27 @@ import time
 import numpy as np
 import pytest
 
-import losslab.checkpoint as ckpt
-from losslab.callbacks import Callback, EarlyStopping
-from losslab.checkpoint import (
+import losslab.train.checkpoint as ckpt
+from losslab.train.callbacks import Callback, EarlyStopping
+from losslab.train.checkpoint import (
     load_checkpoint,
     load_model,
     read_metadata,
     save_checkpoint,
     save_model,
 )
-from losslab.layers import GELU, Dropout, LeakyReLU, Linear, Sequential, Softmax, mlp
-from losslab.training import Trainer
+from losslab.train.layers import GELU, Dropout, LeakyReLU, Linear, Sequential, Softmax, mlp
+from losslab.train.trainer import Trainer
 
 # The training run used by the resume tests; executed both in a child process and in-process.
 SCRIPT = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from losslab.callbacks import EarlyStopping, LambdaCallback
-    from losslab.layers import mlp
-    from losslab.schedules import CosineAnnealing
-    from losslab.training import Trainer
+    from losslab.train.callbacks import EarlyStopping, LambdaCallback
+    from losslab.train.layers import mlp
+    from losslab.train.schedules import CosineAnnealing
+    from losslab.train.trainer import Trainer
 
     EPOCHS = 12
 

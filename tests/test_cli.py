@@ -134,7 +134,7 @@ def test_train_article_default(capsys, tmp_path):
     m = json.loads((d / "metrics.json").read_text())
     for k, v in ARTICLE.items():
         assert m[k] == pytest.approx(v, abs=1e-5)
-    from losslab.checkpoint import load_model
+    from losslab.train.checkpoint import load_model
 
     model = load_model(str(d / "model.npz"))  # loads with allow_pickle=False
     p = model.parameters()

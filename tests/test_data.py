@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from losslab.data import DATASETS, Standardizer, load_dataset, train_test_split
+from losslab.train.data import DATASETS, Standardizer, load_dataset, train_test_split
 
 
 def test_article_line_is_the_articles_data_and_leaves_global_state_alone():

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import losslab
-from losslab._validation import value_checks
+from losslab.losses._validation import value_checks
 from losslab.losses.embedding import COSINE_EPSILON
 
 REDUCTIONS = ("mean", "sum", "none")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from losslab.data import load_dataset
-from losslab.experiments import ARTICLE_PRINTED, article_experiment
-from losslab.layers import linear_model
-from losslab.optimizers import SGD
-from losslab.training import Trainer
+from losslab.train.data import load_dataset
+from losslab.train.experiments import ARTICLE_PRINTED, article_experiment
+from losslab.train.layers import linear_model
+from losslab.train.optimizers import SGD
+from losslab.train.trainer import Trainer
 
 
 def _article_script(n=100, lr=0.01, steps=1000):

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import losslab
-from losslab import layers as L
-from losslab.layers import (
+from losslab import special
+from losslab.train.layers import (
     ACTIVATIONS,
     GELU,
     Dropout,
@@ -329,8 +329,8 @@ def _erf_points():
 
 # Cody's fallback is within 1e-15 of libm; SciPy's erfc (used when importable) within 6e-14.
 @pytest.mark.parametrize("fn,ref,rtol", [
-    (L._cody_erf, math.erf, 1e-15), (L._cody_erfc, math.erfc, 1e-15),
-    (L.erf, math.erf, 1e-13), (L.erfc, math.erfc, 1e-13),
+    (special._cody_erf, math.erf, 1e-15), (special._cody_erfc, math.erfc, 1e-15),
+    (special.erf, math.erf, 1e-13), (special.erfc, math.erfc, 1e-13),
 ])
 def test_erf_implementations_match_math(fn, ref, rtol):
     x = _erf_points()
@@ -346,7 +346,7 @@ def test_erf_implementations_match_math(fn, ref, rtol):
 
 
 def test_gelu_with_fallback_erf_matches_torch(monkeypatch):
-    monkeypatch.setattr(L, "_ERF", [L._cody_erf, L._cody_erfc])
+    monkeypatch.setattr(special, "_ERF", [special._cody_erf, special._cody_erfc])
     x = np.linspace(-12, 12, 2001)
     layer = GELU()
     y = layer.forward(x)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import losslab
-from losslab._validation import value_checks
+from losslab.losses._validation import value_checks
 
 REDUCTIONS = ("mean", "sum", "none")
 DTYPES = ("float64", "float32")

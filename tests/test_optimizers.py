@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from losslab.optimizers import (
+from losslab.train.optimizers import (
     OPTIMIZERS,
     SGD,
     Adagrad,

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from losslab.callbacks import EarlyStopping
-from losslab.layers import mlp
-from losslab.regularization import L2
-from losslab.training import Trainer
+from losslab.train.callbacks import EarlyStopping
+from losslab.train.layers import mlp
+from losslab.train.regularization import L2
+from losslab.train.trainer import Trainer
 
 SEEDS = range(5)
 EPOCHS = 200

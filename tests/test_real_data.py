@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from losslab.data import Standardizer, load_dataset, train_test_split
-from losslab.layers import linear_model, mlp
-from losslab.metrics import r2
-from losslab.training import Trainer
+from losslab.train.data import Standardizer, load_dataset, train_test_split
+from losslab.train.layers import linear_model, mlp
+from losslab.train.metrics import r2
+from losslab.train.trainer import Trainer
 
 pytest.importorskip("sklearn")
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from losslab.gradcheck import numerical_grad
-from losslab.optimizers import SGD, Adam, AdamW
-from losslab.regularization import (
+from losslab.train.optimizers import SGD, Adam, AdamW
+from losslab.train.regularization import (
     L1,
     L2,
     ElasticNet,

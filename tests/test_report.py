@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from losslab import reports
 from losslab.cli import main
+from losslab.cli import report as reports
 
 EVIL = '<script>alert("x")</script>'
 
@@ -98,7 +98,7 @@ def test_report_renders_plots_in_chromium(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_painter_draws_in_worker_or_inline(tmp_path, enabled):
-    from losslab import plots
+    from losslab.cli import plots
 
     h = {"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, 1.5], "lr": [0.1, 0.05, 0.025]}
     with plots.Painter(enabled=enabled) as p:

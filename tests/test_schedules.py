@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.optim import lr_scheduler as TL
 
-from losslab.schedules import (
+from losslab.train.schedules import (
     SCHEDULES,
     Constant,
     CosineAnnealing,

@@ -20,7 +20,7 @@ from gradcheck import catalog_cases
 
 import losslab
 import losslab.torch as lt
-from losslab import _blocked
+from losslab.losses import _blocked
 
 NAMES = losslab.available()
 REDUCTIONS = ("mean", "sum", "none")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import losslab
-from losslab import metrics as M
-from losslab.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
-from losslab.layers import Linear, Sequential, linear_model, mlp
-from losslab.optimizers import SGD, Adam
-from losslab.regularization import L2
-from losslab.schedules import ReduceOnPlateau, StepLR
-from losslab.training import History, NonFiniteError, Trainer
+from losslab.train import metrics as M
+from losslab.train.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from losslab.train.layers import Linear, Sequential, linear_model, mlp
+from losslab.train.optimizers import SGD, Adam
+from losslab.train.regularization import L2
+from losslab.train.schedules import ReduceOnPlateau, StepLR
+from losslab.train.trainer import History, NonFiniteError, Trainer
 
 
 def _regression(n=64, d=3, seed=0, dtype="float32"):
@@ -162,7 +162,7 @@ def test_early_stopping_min_delta_mode_and_missing_monitor():
 
 
 def test_model_checkpoint_best_only(tmp_path):
-    from losslab.checkpoint import load_model
+    from losslab.train.checkpoint import load_model
 
     X, y = _regression(n=20)
     path = str(tmp_path / "best.npz")

@@ -11,8 +11,8 @@ modules that need them (``losslab.torch``, ``losslab.jax``, the command line).
 """
 
 from losslab import losses as _losses  # noqa: F401  (registers the catalog)
-from losslab._registry import Loss, LossSpec, available, get, spec
-from losslab._validation import value_checks
+from losslab.losses._registry import Loss, LossSpec, available, get, spec
+from losslab.losses._validation import value_checks
 
 __version__ = "0.1.0"
 

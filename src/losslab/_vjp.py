@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from losslab._array import shape_of
+from losslab.losses._primitives import shape_of
 
 __all__ = ["REDUCED_AXES", "lay_over", "vjp", "broadcast_like"]
 

@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import losslab
-from losslab import _registry
-from losslab._validation import value_checks, value_checks_enabled
 from losslab._vjp import broadcast_like, vjp
+from losslab.losses import _registry
+from losslab.losses._validation import value_checks, value_checks_enabled
 
 __all__ = ["loss_function"]
 

@@ -63,10 +63,10 @@ from typing import Any
 import torch
 
 import losslab
-from losslab import _blocked, _registry
-from losslab._array import namespace
-from losslab._validation import value_checks, value_checks_enabled
 from losslab._vjp import REDUCED_AXES, broadcast_like, lay_over, vjp
+from losslab.losses import _blocked, _registry
+from losslab.losses._primitives import namespace
+from losslab.losses._validation import value_checks, value_checks_enabled
 
 __all__ = ["LossModule", "loss_function", "module_class", "CLASS_NAMES"]
 
@@ -188,7 +188,7 @@ def _fits_in(scale: torch.Tensor, grad: torch.Tensor) -> bool:
 
 
 def _blockwise(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict) -> bool:
-    """Big CPU tensors of row-wise losses go through losslab._blocked, as NumPy arrays do.
+    """Big CPU tensors of row-wise losses go through losslab.losses._blocked, as NumPy arrays do.
 
     Only elementwise losses: the class-axis ones (cross_entropy, poly1, softmax_focal, ...) make
     few passes and keep one input-sized buffer already, and per-block call overhead made them

@@ -105,7 +105,7 @@ def load_data(settings: dict[str, Any], loss_specs: list[Spec], default_dataset:
         data = Data(X=t.X, y=y, task=task, feature_names=t.feature_names,
                     target_name=t.target_name or "y", source=settings["data"], notes=notes)
     else:
-        from losslab.data import load_dataset
+        from losslab.train.data import load_dataset
 
         name = settings["dataset"] or default_dataset
         with flag_errors("--dataset", name):
@@ -221,7 +221,7 @@ def default_loss(task: str) -> str:
 
 
 def build_model(settings: dict[str, Any], in_features: int, out_features: int) -> Any:
-    from losslab import layers
+    from losslab.train import layers
 
     spec = parse_spec(settings["model"], "--model", "mlp:64,64")
     name = spec.name.lower()
@@ -246,7 +246,7 @@ def build_model(settings: dict[str, Any], in_features: int, out_features: int) -
             return layers.mlp([in_features, *hidden, out_features],
                               activation=settings["activation"], dropout=settings["dropout"],
                               dtype=settings["dtype"], seed=int(settings["seed"]))
-    from losslab._validation import suggest
+    from losslab.losses._validation import suggest
 
     raise UsageError(
         f"unknown --model {spec.name!r}." + suggest(name, ["linear", "mlp"])
@@ -255,7 +255,7 @@ def build_model(settings: dict[str, Any], in_features: int, out_features: int) -
 
 
 def build_optimizer(settings: dict[str, Any], lr: float | None = None) -> Any:
-    from losslab import optimizers
+    from losslab.train import optimizers
 
     spec = parse_spec(settings["optimizer"], "--optimizer", "adam:betas=0.9,0.99")
     if spec.args:
@@ -274,7 +274,7 @@ def _lr(settings: dict[str, Any]) -> float:
 
 
 def build_schedule(settings: dict[str, Any], lr: float | None = None) -> Any:
-    from losslab import schedules
+    from losslab.train import schedules
 
     spec = parse_spec(settings["schedule"], "--schedule", "exponential:gamma=0.95")
     if spec.args:
@@ -289,7 +289,7 @@ def build_regularizer(settings: dict[str, Any]) -> Any:
     l1, l2 = float(settings["l1"]), float(settings["l2"])
     if l1 == 0 and l2 == 0:
         return None
-    from losslab import regularization
+    from losslab.train import regularization
 
     with flag_errors("--l1/--l2", f"{l1:g}/{l2:g}"):
         return regularization.Regularizer(l1=l1, l2=l2)
@@ -319,12 +319,12 @@ def build_early_stopping(settings: dict[str, Any], has_validation: bool) -> Any:
         opts = parse_spec(text, "--early-stopping", "patience=10,min_delta=0.001").options
     if not has_validation:
         raise UsageError("--early-stopping watches the validation loss; set --val-split > 0")
-    from losslab.callbacks import EarlyStopping
+    from losslab.train.callbacks import EarlyStopping
 
     allowed = {"patience", "min_delta", "monitor", "restore_best_weights", "mode"}
     for k in opts:
         if k not in allowed:
-            from losslab._validation import suggest
+            from losslab.losses._validation import suggest
 
             raise UsageError(f"--early-stopping has no option {k!r}." + suggest(k, allowed)
                              + " Options: patience, min_delta, restore_best_weights")

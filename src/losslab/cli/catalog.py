@@ -136,7 +136,7 @@ def _plot_loss(loss: Any, path: str) -> str:
     if not os.path.isdir(parent):
         raise UsageError(f"--plot {path!r}: directory {parent!r} does not exist")
     z, curves = _curve(loss)
-    from losslab import plots
+    from losslab.cli import plots
 
     plots.plot_loss_shape(repr(loss), z, curves, path)
     return path

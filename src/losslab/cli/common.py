@@ -237,7 +237,7 @@ def progress_callback(console: Console, total_epochs: int, desc: str = "train") 
         return None
     from tqdm import tqdm
 
-    from losslab.callbacks import Callback
+    from losslab.train.callbacks import Callback
 
     class _Progress(Callback):
         def on_train_begin(self, trainer: Any) -> None:

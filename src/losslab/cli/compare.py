@@ -48,7 +48,7 @@ def run(settings: dict[str, Any], console: Console, args: Any) -> int:
     rundir = RunDir(settings["out"], "compare", bool(settings["overwrite"]))
     for note in data.notes:
         console.say(note)
-    from losslab import plots as P
+    from losslab.cli import plots as P
 
     with P.Painter(enabled=bool(settings["plots"])) as painter:
         return _compare(settings, console, args, data, plans, prep, trainers, rundir, painter)
@@ -111,7 +111,7 @@ def _compare(settings, console, args, data, plans, prep, trainers, rundir, paint
             "metrics_on": where, "results": results,
             "settings": settings_for_report(settings),
         })
-        from losslab import reports
+        from losslab.cli import report as reports
 
         reports.write_report(
             rundir.path("report.html"), title=f"losslab compare on {data.source}",

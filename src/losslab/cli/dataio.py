@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from losslab._validation import suggest
 from losslab.cli.options import UsageError
+from losslab.losses._validation import suggest
 
 __all__ = ["Table", "read_csv", "MISSING"]
 

@@ -38,7 +38,7 @@ class Prepared:
 
 
 def prepare(settings: dict[str, Any], data: Data) -> Prepared:
-    from losslab.data import Standardizer, train_test_split
+    from losslab.train.data import Standardizer, train_test_split
 
     X, y = data.X, data.y
     vs = float(settings["val_split"])
@@ -81,7 +81,7 @@ def _trainer_task(plan: LossPlan) -> tuple[str, list[str]]:
 
 def make_trainer(settings: dict[str, Any], plan: LossPlan, data: Data, in_features: int,
                  lr: float | None = None) -> Any:
-    from losslab.training import Trainer
+    from losslab.train.trainer import Trainer
 
     model = build_model(settings, in_features, plan.out_features)
     optimizer = build_optimizer(settings, lr)
@@ -97,7 +97,7 @@ def make_trainer(settings: dict[str, Any], plan: LossPlan, data: Data, in_featur
 def fit(settings: dict[str, Any], trainer: Any, plan: LossPlan, prep: Prepared,
         console: Console, desc: str = "train", epochs: int | None = None,
         early_stopping: bool = True) -> Any:
-    from losslab.training import NonFiniteError
+    from losslab.train.trainer import NonFiniteError
 
     dt = settings["dtype"]
     ytr = encode_targets(plan, prep.y_train, dt)
@@ -124,7 +124,7 @@ def fit(settings: dict[str, Any], trainer: Any, plan: LossPlan, prep: Prepared,
 def final_metrics(trainer: Any, plan: LossPlan, X: np.ndarray, y: np.ndarray,
                   dtype: str) -> dict[str, float]:
     """Held-out metrics that do not depend on the loss (plus the loss itself)."""
-    from losslab import metrics as M
+    from losslab.train import metrics as M
 
     out = trainer.forward(np.asarray(X, dtype=dtype))
     out = np.asarray(out, dtype=np.float64)
@@ -206,6 +206,6 @@ def model_extra(settings: dict[str, Any], data: Data, plan: LossPlan,
 
 
 def save_model(model: Any, path: str, extra: dict[str, Any]) -> None:
-    from losslab.checkpoint import save_model as _save
+    from losslab.train.checkpoint import save_model as _save
 
     _save(model, path, extra=extra)

@@ -54,7 +54,7 @@ def run(settings: dict[str, Any], console: Console, args: Any) -> int:
 def range_test(trainer: Any, X: np.ndarray, y: np.ndarray, lr_min: float, lr_max: float,
                steps: int, batch_size: int, seed: int, bar: Any = None) -> dict[str, Any]:
     """Run the test; returns rates, raw and smoothed losses (as far as it got)."""
-    from losslab.training import NonFiniteError
+    from losslab.train.trainer import NonFiniteError
 
     rng = np.random.default_rng(seed)
     n = len(X)
@@ -152,13 +152,13 @@ def _range_test(settings, console: Console, args, data, plan, prep) -> int:
                 w.writerow([i, repr(a), repr(b), repr(c)])
         plots = {}
         if settings["plots"]:
-            from losslab import plots as P
+            from losslab.cli import plots as P
 
             plots["Loss against learning rate"] = P.plot_lr_find(
                 res["lr"], res["loss"], res["smoothed"], suggested, rundir.path("lr_find.png"))
         write_json(rundir.path("metrics.json"), {"command": "lr-find", **summary,
                                                  "settings": settings_for_report(settings)})
-        from losslab import reports
+        from losslab.cli import report as reports
 
         reports.write_report(
             rundir.path("report.html"), title=f"losslab lr-find: {plan.label} on {data.source}",
@@ -231,14 +231,14 @@ def _sweep(settings, console: Console, args, data, plan, prep) -> int:
                 w.writerow([repr(float(r)), repr(v)])
         plots = {}
         if settings["plots"]:
-            from losslab import plots as P
+            from losslab.cli import plots as P
 
             plots["Final loss against learning rate"] = P.plot_sweep(
                 rates, finals, rundir.path("sweep.png"), best=best,
                 ylabel=f"final {key.replace('_', ' ')}")
         write_json(rundir.path("metrics.json"), {"command": "lr-find --sweep", **summary,
                                                  "settings": settings_for_report(settings)})
-        from losslab import reports
+        from losslab.cli import report as reports
 
         reports.write_report(
             rundir.path("report.html"), title=f"losslab lr-find --sweep: {plan.label}",

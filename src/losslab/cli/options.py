@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from losslab._validation import suggest
+from losslab.losses._validation import suggest
 
 __all__ = ["UsageError", "Spec", "parse_spec", "split_specs", "parse_value", "load_config"]
 

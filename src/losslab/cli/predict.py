@@ -35,7 +35,7 @@ def _model_path(path: str) -> str:
 
 
 def run(args: Any) -> int:
-    from losslab.checkpoint import load_model
+    from losslab.train.checkpoint import load_model
 
     path = _model_path(args.model)
     try:
@@ -56,7 +56,7 @@ def run(args: Any) -> int:
                      require_target=False)
     X = table.X
     if extra.get("standardizer"):
-        from losslab.data import Standardizer
+        from losslab.train.data import Standardizer
 
         X = Standardizer.from_dict(extra["standardizer"]).transform(X)
     X = np.asarray(X, dtype=extra.get("dtype", "float32"))

@@ -56,12 +56,12 @@ def _article(settings: dict[str, Any], console: Console, args: Any) -> int:
             f"article's fixed experiment (linear model, MSE, SGD); add --dataset article_line "
             f"to train on its data with your settings"
         )
-    from losslab import experiments
+    from losslab.train import experiments
 
     lr = float(settings["lr"]) if settings["lr"] is not None else 0.01
     steps = int(settings["epochs"]) if "epochs" in settings["_given"] else 1000
     rundir = RunDir(settings["out"], "train", bool(settings["overwrite"]))
-    from losslab import plots as P
+    from losslab.cli import plots as P
 
     # Started first: the worker imports matplotlib while the experiment runs.
     painter = P.Painter(enabled=bool(settings["plots"]))
@@ -101,7 +101,7 @@ def _article(settings: dict[str, Any], console: Console, args: Any) -> int:
             "train_seconds": elapsed,
         }
         write_json(rundir.path("metrics.json"), payload)
-        from losslab import reports
+        from losslab.cli import report as reports
 
         reports.write_report(
             rundir.path("report.html"), title="losslab train: the article's experiment",
@@ -142,7 +142,7 @@ def _train(settings: dict[str, Any], console: Console, args: Any) -> int:
     rundir = RunDir(settings["out"], "train", bool(settings["overwrite"]))
     for note in data.notes:
         console.say(note)
-    from losslab import plots as P
+    from losslab.cli import plots as P
 
     with P.Painter(enabled=bool(settings["plots"])) as painter:
         return _train_and_write(settings, console, args, data, plan, prep, trainer, rundir,
@@ -187,7 +187,7 @@ def _train_and_write(settings, console, args, data, plan, prep, trainer, rundir,
             "standardizer": model_extra(settings, data, plan, prep)["standardizer"],
         }
         write_json(rundir.path("metrics.json"), payload)
-        from losslab import reports
+        from losslab.cli import report as reports
 
         reports.write_report(
             rundir.path("report.html"),

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from losslab._array import log1p_unit, namespace, to_namespace, update_ops
-from losslab._reduction import reduce, scale_for
-from losslab._registry import register
-from losslab._validation import (
+from losslab.losses._primitives import log1p_unit, namespace, to_namespace, update_ops
+from losslab.losses._reduction import reduce, scale_for
+from losslab.losses._registry import register
+from losslab.losses._validation import (
     as_target,
     check_broadcastable,
     check_floating,

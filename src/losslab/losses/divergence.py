@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from losslab._array import is_numpy, log_softmax, namespace
-from losslab._reduction import grad_scale, reduce, scale_for
-from losslab._registry import register
-from losslab._validation import (
+from losslab.losses._primitives import is_numpy, log_softmax, namespace
+from losslab.losses._reduction import grad_scale, reduce, scale_for
+from losslab.losses._registry import register
+from losslab.losses._validation import (
     as_target,
     check_floating,
     check_in_range,

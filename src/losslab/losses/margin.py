@@ -15,10 +15,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from losslab._array import is_numpy, namespace, shape_of, to_namespace
-from losslab._reduction import reduce, scale_for
-from losslab._registry import register
-from losslab._validation import (
+from losslab.losses._primitives import is_numpy, namespace, shape_of, to_namespace
+from losslab.losses._reduction import reduce, scale_for
+from losslab.losses._registry import register
+from losslab.losses._validation import (
     as_target,
     check_floating,
     check_integer_labels,

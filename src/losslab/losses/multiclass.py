@@ -18,7 +18,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from losslab._array import (
+from losslab.losses._primitives import (
     in_place,
     is_floating,
     is_integral,
@@ -27,9 +27,9 @@ from losslab._array import (
     size_of,
     to_namespace,
 )
-from losslab._reduction import reduce
-from losslab._registry import register
-from losslab._validation import (
+from losslab.losses._reduction import reduce
+from losslab.losses._registry import register
+from losslab.losses._validation import (
     as_target,
     check_floating,
     check_fraction,
@@ -264,8 +264,8 @@ def _index_mean_denominator(
 ) -> float:
     """What ``reduction="mean"`` divides by, from the targets alone (NumPy inputs).
 
-    The blocked executor (losslab._blocked) needs it before it splits the batch: the sum of the
-    target classes' weights over the non-ignored entries for index targets, the number of
+    The blocked executor (losslab.losses._blocked) needs it before it splits the batch: the sum
+    of the target classes' weights over the non-ignored entries for index targets, the number of
     samples for probability targets.
     """
     if np.issubdtype(target.dtype, np.floating):

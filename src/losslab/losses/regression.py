@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from losslab._array import (
+from losslab.losses._primitives import (
     all_within,
     in_place,
     is_numpy,
@@ -17,9 +17,9 @@ from losslab._array import (
     to_namespace,
     update_ops,
 )
-from losslab._reduction import grad_scale, reduce, scale_for
-from losslab._registry import register
-from losslab._validation import (
+from losslab.losses._reduction import grad_scale, reduce, scale_for
+from losslab.losses._registry import register
+from losslab.losses._validation import (
     as_target,
     check_floating,
     check_positive_number,

@@ -17,7 +17,7 @@ from typing import Any
 
 import array_api_compat
 
-from losslab._array import is_floating, is_integral, shape_of, size_of
+from losslab.losses._primitives import is_floating, is_integral, shape_of, size_of
 
 REDUCTIONS = ("mean", "sum", "none")
 

@@ -208,7 +208,7 @@ class ModelCheckpoint(Callback):
         self.best = math.inf if mode == "min" else -math.inf
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> None:
-        from losslab.checkpoint import save_model
+        from losslab.train.checkpoint import save_model
 
         if self.save_best_only:
             value = float(logs.get(self.monitor, math.nan))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from losslab._validation import suggest
+from losslab.losses._validation import suggest
 
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "make_optimizer", "OPTIMIZERS"

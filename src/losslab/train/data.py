@@ -136,7 +136,7 @@ DATASETS: dict[str, Callable[[int], Dataset]] = {
 
 def load_dataset(name: str, seed: int = 0) -> Dataset:
     """The data set called ``name`` (see ``DATASETS``); ``seed`` matters for generated ones."""
-    from losslab._validation import suggest
+    from losslab.losses._validation import suggest
 
     if name not in DATASETS:
         raise ValueError(

@@ -157,7 +157,7 @@ def save_model(
 
 
 def _build(config: dict[str, Any], params: dict[str, np.ndarray]) -> Any:
-    from losslab.layers import Sequential, layer_from_config
+    from losslab.train.layers import Sequential, layer_from_config
 
     model = layer_from_config(config)
     if isinstance(model, Sequential):
@@ -212,7 +212,7 @@ def save_checkpoint(trainer: Any, path: str | os.PathLike[str], extra: dict | No
 def load_checkpoint(trainer: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
     """Restore the state saved by ``save_checkpoint`` into ``trainer`` (same architecture and
     optimizer type); returns the file's metadata."""
-    from losslab.training import History
+    from losslab.train.trainer import History
 
     meta = _read(path, FORMAT_CHECKPOINT)
     model = trainer.model

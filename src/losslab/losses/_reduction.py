@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from losslab._array import is_numpy, size_of
+from losslab.losses._primitives import is_numpy, size_of
 
 
 def reduce(xp: Any, elementwise: Any, reduction: str) -> Any:

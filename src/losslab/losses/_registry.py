@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from losslab import _blocked
-from losslab._array import size_of
-from losslab._validation import REDUCTIONS, check_reduction, suggest
+from losslab.losses import _blocked
+from losslab.losses._primitives import size_of
+from losslab.losses._validation import REDUCTIONS, check_reduction, suggest
 
 __all__ = ["LossSpec", "Loss", "register", "get", "spec", "available", "ALIASES"]
 
@@ -62,7 +62,7 @@ class LossSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     reductions: tuple[str, ...] = REDUCTIONS
     # Row-wise losses (each sample's terms depend on its own row only) may be evaluated in
-    # cache-sized blocks on several threads (losslab._blocked); ``mean_denominator(*inputs,
+    # cache-sized blocks on several threads (losslab.losses._blocked); ``mean_denominator(*inputs,
     # **options)`` is what reduction="mean" divides by (default: the number of input elements).
     rowwise: bool = False
     mean_denominator: Callable[..., float] = _input_size

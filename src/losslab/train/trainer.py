@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 
 import losslab
-from losslab.callbacks import Callback
-from losslab.metrics import (
+from losslab.train.callbacks import Callback
+from losslab.train.metrics import (
     CLASSIFICATION_METRICS,
     METRICS,
     REGRESSION_METRICS,
@@ -183,7 +183,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    from losslab._array import sigmoid
+    from losslab.losses._primitives import sigmoid
 
     return sigmoid(np, z)
 
@@ -201,8 +201,8 @@ class Trainer:
     regularizer : None or a ``Regularizer`` (L1, L2, ElasticNet): its value is added to the loss
         and its gradient to the parameters' gradients.
     clip_norm, clip_value : gradient clipping by global L2 norm / by value (torch semantics).
-    metrics : metric names (see ``losslab.metrics.METRICS``); default accuracy for classification,
-        r2 and mae for regression; ``[]`` for none (fastest).
+    metrics : metric names (see ``losslab.train.metrics.METRICS``); default accuracy for
+        classification, r2 and mae for regression; ``[]`` for none (fastest).
     task : None (inferred at ``fit``), "regression", "classification" or "binary".
     seed : fixes shuffling and dropout masks (and ``init_rng``).
     dtype : "float32" or "float64"; None (default) takes the model's parameter dtype. Data are
@@ -225,8 +225,8 @@ class Trainer:
         seed: int | None = 0,
         dtype: Any = None,
     ) -> None:
-        from losslab.optimizers import Optimizer, make_optimizer
-        from losslab.schedules import Schedule, make_schedule
+        from losslab.train.optimizers import Optimizer, make_optimizer
+        from losslab.train.schedules import Schedule, make_schedule
 
         if not (hasattr(model, "forward") and hasattr(model, "parameters")):
             raise TypeError(f"model must be a losslab Layer; got {type(model).__name__}.")
@@ -268,7 +268,7 @@ class Trainer:
         self._metric_names = None if metrics is None else [str(m) for m in metrics]
         for m in self._metric_names or ():
             if m not in METRICS:
-                from losslab.metrics import get_metric
+                from losslab.train.metrics import get_metric
 
                 get_metric(m)  # raises with the closest names
         params = model.parameters()
@@ -457,7 +457,7 @@ class Trainer:
                     np.linalg.norm(gk.astype(np.float64))
                 )
         if self.clip_norm is not None or self.clip_value is not None:
-            from losslab.regularization import clip_grad_norm, clip_grad_value
+            from losslab.train.regularization import clip_grad_norm, clip_grad_value
 
             if self.clip_value is not None:
                 clip_grad_value(grads, self.clip_value)
@@ -528,7 +528,7 @@ class Trainer:
         else:
             Xv = yv = None
         if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-            from losslab.checkpoint import load_checkpoint
+            from losslab.train.checkpoint import load_checkpoint
 
             self.callbacks = list(callbacks)
             load_checkpoint(self, checkpoint_path)
@@ -609,7 +609,7 @@ class Trainer:
                 cb.on_epoch_end(self, epoch, logs)
             last = self.stop_training or epoch + 1 == target
             if checkpoint_path is not None and (last or (epoch + 1) % checkpoint_every == 0):
-                from losslab.checkpoint import save_checkpoint
+                from losslab.train.checkpoint import save_checkpoint
 
                 save_checkpoint(self, checkpoint_path)
             if self.stop_training:

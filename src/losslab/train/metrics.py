@@ -164,7 +164,7 @@ REGRESSION_METRICS = ("r2", "mae")
 
 def get_metric(name: str) -> Callable[[Any, Any], float]:
     """The metric function called ``name`` (a ValueError lists the choices otherwise)."""
-    from losslab._validation import suggest
+    from losslab.losses._validation import suggest
 
     if name not in METRICS:
         raise ValueError(

@@ -53,10 +53,10 @@ def article_experiment(
 ) -> ArticleResult:
     """Run the article's gradient descent through the engine; see the module docstring."""
     import losslab
-    from losslab.data import article_stream
-    from losslab.layers import linear_model
-    from losslab.optimizers import SGD
-    from losslab.training import Trainer
+    from losslab.train.data import article_stream
+    from losslab.train.layers import linear_model
+    from losslab.train.optimizers import SGD
+    from losslab.train.trainer import Trainer
 
     x, y, rs = article_stream(seed, n)
     theta0 = rs.uniform(-1, 1)

@@ -17,7 +17,7 @@ import inspect
 import math
 from typing import Any
 
-from losslab._validation import suggest
+from losslab.losses._validation import suggest
 
 __all__ = [
     "Schedule",
