@@ -430,7 +430,7 @@ def test_retain_graph_backward_twice_accumulates(reduction):
 
 BLOCKABLE = [
     n for n in NAMES
-    if getattr(losslab.spec(n), "rowwise", False) and n not in lt.REDUCED_AXES
+    if getattr(losslab.spec(n), "rowwise", False) and losslab.spec(n).layout == "elementwise"
 ]
 
 

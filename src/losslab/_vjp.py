@@ -13,8 +13,7 @@ feeds exactly one per-element loss:
 - per-sample losses (``dice``, ``jaccard``, ``tversky`` with ``reduction="none"``): ``l`` is
   indexed by the leading axes only, and ``g`` gets size-1 trailing axes.
 
-Which axis a loss reduces is read from the shapes; where the shapes alone are ambiguous (a class
-axis as long as a spatial one) ``REDUCED_AXES`` says it. An input that the loss broadcasts (a
+Which axis a loss reduces is its declared ``LossSpec.layout``. An input that the loss broadcasts (a
 ``var`` of shape (N, 1) in ``gaussian_nll``) does not feed exactly one element, so the adapters
 first broadcast it to the input's shape (``broadcast_like``), a view that their own autograd sums
 back. All of this is written against the Array API, so one piece of code serves both adapters.
@@ -25,28 +24,17 @@ from __future__ import annotations
 from typing import Any
 
 from losslab.losses._primitives import shape_of
+from losslab.losses._registry import spec as _spec
 
-__all__ = ["REDUCED_AXES", "lay_over", "vjp", "broadcast_like"]
+__all__ = ["lay_over", "vjp", "broadcast_like"]
 
-# Which axis of the (first) input a loss with reduction="none" sums over, where torch's convention
-# fixes it: "class" = axis 1 (the (N, C, d1, ..., dk) layout), "last" = the feature axis,
-# "trailing" = all axes after the ones the per-element loss keeps, "dim" = the axis named by the
-# loss's ``dim`` option. Losses not listed are inferred from the shapes (same shape, then axis 1,
-# then the last axis, then trailing axes).
-REDUCED_AXES = {
-    "cross_entropy": "class",
-    "nll": "class",
-    "softmax_focal": "class",
-    "poly1": "class",
-    "multi_margin": "class",
-    "multilabel_margin": "last",
-    "multilabel_soft_margin": "last",
-    "triplet_margin": "last",
-    "cosine_embedding": "last",
-    "js_div": "dim",
-    "dice": "trailing",
-    "jaccard": "trailing",
-    "tversky": "trailing",
+# The loss's declared layout (LossSpec.layout) names the axis its per-item losses reduce.
+_RULES = {
+    "elementwise": "same",
+    "class_axis": "class",
+    "feature_axis": "last",
+    "per_sample": "trailing",
+    "distribution_axis": "dim",
 }
 
 
@@ -74,11 +62,11 @@ def lay_over(
     if len(g_shape) == 0:
         return g
     dim = int((options or {}).get("dim", -1)) % max(len(x_shape), 1)
-    found = _layouts(g_shape, x_shape, REDUCED_AXES.get(name), dim)
+    found = _layouts(g_shape, x_shape, _RULES[_spec(name).layout], dim)
     if not found:
         raise RuntimeError(
             f"losslab: cannot lay the cotangent of shape {g_shape} of loss {name!r} over an input "
-            f"of shape {tuple(x_shape)}; add the loss to losslab._vjp.REDUCED_AXES."
+            f"of shape {tuple(x_shape)}; its declared layout does not fit these shapes."
         )
     layout = found[0]
     if layout == "same":

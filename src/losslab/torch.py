@@ -63,7 +63,7 @@ from typing import Any
 import torch
 
 import losslab
-from losslab._vjp import REDUCED_AXES, broadcast_like, lay_over, vjp
+from losslab._vjp import broadcast_like, lay_over, vjp
 from losslab.losses import _blocked, _registry
 from losslab.losses._primitives import namespace
 from losslab.losses._validation import value_checks, value_checks_enabled
@@ -195,7 +195,7 @@ def _blockwise(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict)
     slower in benchmarks/bench_torch_memory.py (poly1: 9.6 ms blocked vs 8.4-9.0 direct);
     per-sample ones (dice, ...) would add a block buffer to a peak that is the gradient alone.
     """
-    return spec.name not in REDUCED_AXES and _blocked.applicable(spec, list(inputs), options)
+    return spec.layout == "elementwise" and _blocked.applicable(spec, list(inputs), options)
 
 
 def tensors_of(items: Any) -> list[torch.Tensor]:

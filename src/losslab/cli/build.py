@@ -22,7 +22,6 @@ __all__ = ["Data", "load_data", "LossPlan", "plan_loss", "build_model", "build_o
 
 REGRESSION_TASKS = ("regression", "count regression")
 CLASSIFICATION_TASKS = ("binary", "multiclass", "classification")
-_PLUS_MINUS_ONE = ("hinge", "soft_margin", "squared_hinge")
 _SUGGEST_REG = "mse, l1, huber, log_cosh"
 _SUGGEST_CLS = "cross_entropy, bce_with_logits (two classes)"
 
@@ -193,7 +192,7 @@ def plan_loss(spec: Spec, data: Data, flag: str = "--loss") -> LossPlan:
                 f"{flag} {name!r} is a two-class loss but the target has {data.n_classes} "
                 f"classes; use cross_entropy"
             )
-        return LossPlan(spec, loss, 1, "pm1" if name in _PLUS_MINUS_ONE else "binary01")
+        return LossPlan(spec, loss, 1, "pm1" if loss.spec.target_kind == "sign" else "binary01")
     if task in ("multiclass", "classification"):
         return LossPlan(spec, loss, data.n_classes, "index")
     raise UsageError(_not_trainable(flag, loss))

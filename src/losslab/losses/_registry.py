@@ -39,6 +39,21 @@ ALIASES = {
 }
 
 
+# What a loss's first differentiable input holds.
+INPUT_KINDS = ("real", "logits", "probabilities", "log_probabilities", "scores")
+# What its target holds (None: no target, e.g. triplet_margin). "class" accepts class indices or
+# class probabilities, "class_index" indices only.
+TARGET_KINDS = (
+    None, "real", "nonnegative", "unit_interval", "sign", "class", "class_index",
+    "multilabel_indices", "distribution",
+)
+# Which input elements one per-item loss covers: one element ("elementwise"), a row along the
+# class axis 1 ("class_axis", torch's (N, C, d1, ...) layout), a row along the last axis
+# ("feature_axis": embeddings, multi-label rows), all of a sample's elements ("per_sample"), or a
+# row along the axis named by the ``dim`` option ("distribution_axis").
+LAYOUTS = ("elementwise", "class_axis", "feature_axis", "per_sample", "distribution_axis")
+
+
 def _input_size(input: Any, *_: Any, **__: Any) -> float:
     return float(size_of(input))
 
@@ -61,6 +76,9 @@ class LossSpec:
     torch: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     reductions: tuple[str, ...] = REDUCTIONS
+    input_kind: str = "real"
+    target_kind: str | None = "real"
+    layout: str = "elementwise"
     # Row-wise losses (each sample's terms depend on its own row only) may be evaluated in
     # cache-sized blocks on several threads (losslab.losses._blocked); ``mean_denominator(*inputs,
     # **options)`` is what reduction="mean" divides by (default: the number of input elements).
@@ -85,6 +103,9 @@ def register(
     task: str,
     formula: str,
     example: Callable[..., tuple[Any, ...]],
+    input_kind: str,
+    target_kind: str | None,
+    layout: str,
     differentiable: tuple[str, ...] = ("input",),
     torch: str | None = None,
     reductions: tuple[str, ...] = REDUCTIONS,
@@ -107,6 +128,13 @@ def register(
             for p in sig.parameters.values()
             if p.kind == p.KEYWORD_ONLY and p.name != "compute_grad"
         }
+        for what, value, allowed in (
+            ("input_kind", input_kind, INPUT_KINDS),
+            ("target_kind", target_kind, TARGET_KINDS),
+            ("layout", layout, LAYOUTS),
+        ):
+            if value not in allowed:
+                raise RuntimeError(f"{name}: {what} {value!r} not in {allowed}")
         missing = [d for d in differentiable if d not in inputs]
         if missing:
             raise RuntimeError(f"{name}: differentiable inputs {missing} not in {inputs}")
@@ -119,6 +147,9 @@ def register(
             differentiable=tuple(differentiable),
             example=example,
             torch=torch,
+            input_kind=input_kind,
+            target_kind=target_kind,
+            layout=layout,
             defaults=defaults,
             reductions=tuple(reductions),
             rowwise=rowwise,

@@ -165,6 +165,9 @@ def _multilabel_example(rng: np.random.Generator, dtype: Any = "float64", **opti
 
 @register(
     "bce",
+    input_kind="probabilities",
+    target_kind="unit_interval",
+    layout="elementwise",
     rowwise=True,
     task="binary",
     formula="-w [y log p + (1 - y) log(1 - p)], logs clamped at -100",
@@ -221,6 +224,9 @@ def bce(
 
 @register(
     "bce_with_logits",
+    input_kind="logits",
+    target_kind="unit_interval",
+    layout="elementwise",
     rowwise=True,
     task="binary",
     formula="w [pw y softplus(-x) + (1 - y) softplus(x)]",
@@ -267,6 +273,9 @@ def bce_with_logits(
 
 @register(
     "focal",
+    input_kind="logits",
+    target_kind="unit_interval",
+    layout="elementwise",
     rowwise=True,
     task="binary",
     formula="-alpha_t (1 - p_t)^gamma log p_t, p = sigmoid(x)",
@@ -400,6 +409,9 @@ def _check_signs(xp: Any, y: Any, name: str) -> None:
 
 @register(
     "soft_margin",
+    input_kind="scores",
+    target_kind="sign",
+    layout="elementwise",
     rowwise=True,
     task="binary",
     formula="log(1 + exp(-y x)), y in {-1, +1}",
@@ -433,6 +445,9 @@ def soft_margin(input: Any, target: Any, *, reduction: str = "mean", compute_gra
 
 @register(
     "multilabel_soft_margin",
+    input_kind="logits",
+    target_kind="unit_interval",
+    layout="feature_axis",
     task="multilabel",
     formula="mean_c w_c [y log(1 + exp(-x)) + (1 - y) log(1 + exp(x))]",
     example=_multilabel_example,

@@ -51,6 +51,9 @@ def _kl_example(rng: np.random.Generator, dtype: Any = "float64", **options: Any
 
 @register(
     "kl_div",
+    input_kind="log_probabilities",
+    target_kind="distribution",
+    layout="elementwise",
     task="distribution",
     formula="y (log y - x)   (x = log-probabilities)",
     example=_kl_example,
@@ -152,6 +155,9 @@ def _js_example(rng: np.random.Generator, dtype: Any = "float64", **options: Any
 
 @register(
     "js_div",
+    input_kind="logits",
+    target_kind="distribution",
+    layout="distribution_axis",
     task="distribution",
     formula="1/2 KL(p || m) + 1/2 KL(q || m), p = softmax(x), m = (p + q)/2",
     example=_js_example,

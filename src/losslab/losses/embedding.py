@@ -69,6 +69,9 @@ def _cosine_example(
 
 @register(
     "cosine_embedding",
+    input_kind="real",
+    target_kind="sign",
+    layout="feature_axis",
     task="embedding",
     formula="1 - cos(x1, x2) if y = 1; max(0, cos(x1, x2) - margin) if y = -1",
     example=_cosine_example,
@@ -225,6 +228,9 @@ def _triplet_example(
 
 @register(
     "triplet_margin",
+    input_kind="real",
+    target_kind=None,
+    layout="feature_axis",
     task="embedding",
     formula="max(0, margin + ||a - p + eps||_p - ||a - n + eps||_p)",
     example=_triplet_example,

@@ -58,6 +58,9 @@ def _stirling(xp: Any, y: Any) -> Any:
 
 @register(
     "poisson_nll",
+    input_kind="real",
+    target_kind="nonnegative",
+    layout="elementwise",
     rowwise=True,
     task="count regression",
     formula="mean(exp(input) - target * input)  (log_input=True)",
@@ -162,6 +165,9 @@ def _check_var_number(var: float) -> float:
 
 @register(
     "gaussian_nll",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
     task="probabilistic regression",
     formula="mean(0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)))",
     example=_gaussian_example,
@@ -279,6 +285,9 @@ def _check_power(power: Any) -> float:
 
 @register(
     "tweedie",
+    input_kind="real",
+    target_kind="nonnegative",
+    layout="elementwise",
     rowwise=True,
     task="count regression",
     formula="mean(-target exp((1-p) input) / (1-p) + exp((2-p) input) / (2-p))",

@@ -118,6 +118,9 @@ def _hinge_embedding_example(
 
 @register(
     "hinge_embedding",
+    input_kind="real",
+    target_kind="sign",
+    layout="elementwise",
     task="embedding",
     formula="x if y = 1; max(0, margin - x) if y = -1",
     example=_hinge_embedding_example,
@@ -168,6 +171,9 @@ def hinge_embedding(
 
 @register(
     "hinge",
+    input_kind="scores",
+    target_kind="sign",
+    layout="elementwise",
     task="binary",
     formula="max(0, margin - y * x), y in {-1, +1}",
     example=_signed_example,
@@ -208,6 +214,9 @@ def hinge(
 
 @register(
     "squared_hinge",
+    input_kind="scores",
+    target_kind="sign",
+    layout="elementwise",
     task="binary",
     formula="max(0, margin - y * x)^2, y in {-1, +1}",
     example=_signed_example,
@@ -257,6 +266,9 @@ def _ranking_example(
 
 @register(
     "margin_ranking",
+    input_kind="scores",
+    target_kind="sign",
+    layout="elementwise",
     task="ranking",
     formula="max(0, -y * (x1 - x2) + margin)",
     example=_ranking_example,
@@ -341,6 +353,9 @@ def _multi_margin_example(
 
 @register(
     "multi_margin",
+    input_kind="scores",
+    target_kind="class_index",
+    layout="class_axis",
     task="multiclass",
     formula="sum_{i != y} w_y max(0, margin - x_y + x_i)^p / C",
     example=_multi_margin_example,
@@ -431,6 +446,9 @@ def _multilabel_example(
 
 @register(
     "multilabel_margin",
+    input_kind="scores",
+    target_kind="multilabel_indices",
+    layout="feature_axis",
     task="multilabel",
     formula="sum_{j in targets} sum_{i not in targets} max(0, 1 - (x_j - x_i)) / C",
     example=_multilabel_example,

@@ -423,6 +423,9 @@ def _ce_probs(
 
 @register(
     "cross_entropy",
+    input_kind="logits",
+    target_kind="class",
+    layout="class_axis",
     rowwise=True,
     mean_denominator=_index_mean_denominator,
     task="multiclass",
@@ -490,6 +493,9 @@ def cross_entropy(
 
 @register(
     "poly1",
+    input_kind="logits",
+    target_kind="class_index",
+    layout="class_axis",
     rowwise=True,
     mean_denominator=_index_mean_denominator,
     task="multiclass",
@@ -549,6 +555,9 @@ def poly1(
 
 @register(
     "nll",
+    input_kind="log_probabilities",
+    target_kind="class_index",
+    layout="class_axis",
     rowwise=True,
     mean_denominator=_index_mean_denominator,
     task="multiclass",
@@ -604,6 +613,9 @@ def nll(
 
 @register(
     "softmax_focal",
+    input_kind="logits",
+    target_kind="class_index",
+    layout="class_axis",
     task="multiclass",
     formula="-alpha_y (1 - p_y)^gamma log p_y, p = softmax(x)",
     example=_index_example,

@@ -160,6 +160,9 @@ def _example(rng: np.random.Generator, dtype: Any = "float64", **_: Any) -> tupl
 
 @register(
     "dice",
+    input_kind="probabilities",
+    target_kind="unit_interval",
+    layout="per_sample",
     task="segmentation",
     formula="1 - (2 sum(p t) + s) / (sum p + sum t + s), per sample",
     example=_example,
@@ -194,6 +197,9 @@ def dice(
 
 @register(
     "jaccard",
+    input_kind="probabilities",
+    target_kind="unit_interval",
+    layout="per_sample",
     task="segmentation",
     formula="1 - (sum(p t) + s) / (sum p + sum t - sum(p t) + s), per sample",
     example=_example,
@@ -228,6 +234,9 @@ def jaccard(
 
 @register(
     "tversky",
+    input_kind="probabilities",
+    target_kind="unit_interval",
+    layout="per_sample",
     task="segmentation",
     formula="1 - (TP + s) / (TP + alpha FP + beta FN + s), per sample",
     example=_example,

@@ -131,6 +131,9 @@ def _finish(
 
 @register(
     "mse",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
     rowwise=True,
     task="regression",
     formula="mean((input - target)^2)",
@@ -166,6 +169,9 @@ def mse(
 
 @register(
     "l1",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
     rowwise=True,
     task="regression",
     formula="mean(|input - target|)",
@@ -210,6 +216,9 @@ def _huber_parts(xp: Any, diff: Any, delta: float) -> tuple[Any, Any]:
 
 @register(
     "huber",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
     rowwise=True,
     task="regression",
     formula="mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)), d = input - target",
@@ -247,6 +256,9 @@ def huber(
 
 @register(
     "smooth_l1",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
     rowwise=True,
     task="regression",
     formula="mean(0.5 d^2 / beta if |d| < beta else |d| - beta/2), d = input - target",
@@ -310,6 +322,9 @@ def _log1p_of_temporary(xp: Any, v: Any) -> Any:
 
 @register(
     "log_cosh",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
     rowwise=True,
     task="regression",
     formula="mean(log(cosh(input - target)))",
@@ -390,6 +405,9 @@ def log_cosh(input: Any, target: Any, *, reduction: str = "mean", compute_grad: 
 
 @register(
     "quantile",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
     rowwise=True,
     task="regression",
     formula="mean(max(q (target - input), (q - 1) (target - input)))",

@@ -67,7 +67,6 @@ TASKS = ("regression", "classification", "binary")
 # Losses whose input is per-class scores (logits) and whose target is a class index.
 _MULTICLASS_TASKS = ("multiclass", "classification")
 # Binary losses on logits with 0/1 targets (for which sigmoid(output) is a probability).
-_BINARY_LOGIT_LOSSES = ("bce_with_logits", "focal", "binary_focal", "sigmoid_focal", "poly1_binary")
 
 
 class NonFiniteError(ValueError):
@@ -331,10 +330,12 @@ class Trainer:
     def _infer_task(self, y: np.ndarray) -> str:
         spec = getattr(self.loss, "spec", None)
         family = getattr(spec, "task", "")
-        name = getattr(self.loss, "name", "")
         if family in _MULTICLASS_TASKS and y.ndim == 1:
             return "classification"  # non-integer labels are then rejected by _check_y
-        if name in _BINARY_LOGIT_LOSSES and self.n_outputs == 1:
+        binary_logits = getattr(spec, "input_kind", "") == "logits" and getattr(
+            spec, "layout", ""
+        ) == "elementwise"
+        if binary_logits and self.n_outputs == 1:
             return "binary"
         return "regression"
 
