@@ -19,13 +19,13 @@ from a checkpoint gives bit-identical parameters to never having stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from losslab.atomic import write_atomic
 
 __all__ = [
     "save_model",
@@ -79,28 +79,8 @@ def _unpack(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
 
 
 def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an NPZ archive at ``path`` atomically (temp file, fsync, replace)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # Make the rename itself durable (POSIX); not possible on every platform.
-    with contextlib.suppress(OSError, AttributeError):
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    """Write ``arrays`` as an NPZ archive at ``path`` atomically (losslab.atomic)."""
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def _write(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]):
