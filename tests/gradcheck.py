@@ -78,3 +78,17 @@ def catalog_cases(names: Sequence[str] | None = None) -> tuple[list, list[str]]:
             cases.append((name, {}))
     ids = [f"{n}-{c.get('reduction', 'default')}" for n, c in cases]
     return cases, ids
+
+
+def catalog_function(name: str) -> Callable[..., tuple[Any, Any]]:
+    """``f(*inputs, compute_grad=True, **options) -> (value, grad or None)``: a catalog loss as one
+    function call (what the family functions were before the declarative contract; the tests
+    written against that signature use it)."""
+    import losslab
+
+    def f(*inputs: Any, compute_grad: bool = True, **options: Any) -> tuple[Any, Any]:
+        loss = losslab.get(name, **options)
+        return loss.value_and_grad(*inputs) if compute_grad else (loss(*inputs), None)
+
+    f.__name__ = name
+    return f

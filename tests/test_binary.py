@@ -435,7 +435,9 @@ def test_multilabel_soft_margin_rejects_target_outside_unit_interval():
 def test_unknown_reduction_calling_the_function_directly(name):
     fn = losslab.spec(name).fn
     with pytest.raises(ValueError, match="reduction must be one of"):
-        fn(P, Y * 2 - 1 if name == "soft_margin" else Y, reduction="avg")
+        losslab.get(name, reduction="avg")
+    with pytest.raises(TypeError, match="reduction"):  # the formula has none: the catalog reduces
+        fn(np, P, Y * 2 - 1 if name == "soft_margin" else Y, reduction="avg")
 
 
 def test_registered_tasks():

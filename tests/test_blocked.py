@@ -18,6 +18,13 @@ def small_blocks(monkeypatch):
     monkeypatch.setenv("LOSSLAB_NUM_THREADS", "3")
 
 
+def _direct(loss, inputs, **kwargs):
+    """The same loss computed in one call (blocking switched off)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_blocked, "MIN_ELEMENTS", 1 << 62)
+        return loss.value_and_grad(*inputs, **kwargs)
+
+
 def _batch(name, rng, dtype):
     # Stack several examples along the batch axis so there are many rows to split.
     loss = losslab.get(name)
@@ -41,9 +48,9 @@ def test_blocked_equals_direct(small_blocks, name, reduction, dtype):
     spec = losslab.spec(name)
     inputs = _batch(name, np.random.default_rng(0), dtype)
     loss = losslab.get(name, reduction=reduction)
-    assert _blocked.applicable(spec, list(inputs), loss.options)
+    assert _blocked.applicable(spec, list(inputs), {}, None)
     value, grad = loss.value_and_grad(*inputs)
-    ref_v, ref_g = spec.fn(*inputs, reduction=reduction)
+    ref_v, ref_g = _direct(loss, inputs)
     rtol = 1e-5 if dtype == "float32" else 1e-12
     assert value.dtype == ref_v.dtype and value.shape == ref_v.shape
     np.testing.assert_allclose(value, ref_v, rtol=rtol, atol=1e-7)
@@ -61,7 +68,7 @@ def test_blocked_cross_entropy_with_weights_ignore_and_smoothing(small_blocks):
     w = rng.random(7) + 0.1
     loss = losslab.get("cross_entropy", weight=w, label_smoothing=0.2)
     value, grad = loss.value_and_grad(x, y)
-    ref_v, ref_g = losslab.spec("cross_entropy").fn(x, y, weight=w, label_smoothing=0.2)
+    ref_v, ref_g = _direct(loss, (x, y))
     np.testing.assert_allclose(value, ref_v, rtol=1e-12)
     np.testing.assert_allclose(grad, ref_g, rtol=1e-12, atol=1e-15)
 
@@ -85,4 +92,16 @@ def test_blocked_errors_still_name_the_argument(small_blocks):
 def test_small_inputs_skip_the_threads():
     spec = losslab.spec("mse")
     x = np.zeros((10, 10))
-    assert not _blocked.applicable(spec, [x, x], {})
+    assert not _blocked.applicable(spec, [x, x], {}, None)
+
+
+@pytest.mark.parametrize("name", ["mse", "bce_with_logits", "cross_entropy", "log_cosh"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_blocked_sample_weights_equal_direct(small_blocks, name, reduction):
+    inputs = _batch(name, np.random.default_rng(2), "float64")
+    sw = np.random.default_rng(3).random(inputs[0].shape[0])
+    loss = losslab.get(name, reduction=reduction)
+    value, grad = loss.value_and_grad(*inputs, sample_weight=sw)
+    ref_v, ref_g = _direct(loss, inputs, sample_weight=sw)
+    np.testing.assert_allclose(value, ref_v, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grad, ref_g, rtol=1e-12, atol=1e-15)

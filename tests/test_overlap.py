@@ -157,7 +157,7 @@ def test_torch_row_dot_paths_equal_numpy(name, red, row_dot, monkeypatch):
     sum and an addcmul; both equal the NumPy (vecdot) result, and the path the threshold picks is
     the one taken."""
     torch = pytest.importorskip("torch")
-    from losslab.losses import overlap
+    from losslab.losses import _primitives
 
     rng = np.random.default_rng(3)
     p, t = _inputs(rng, (3, 2, 5, 4), "float64", binary=False)
@@ -167,7 +167,7 @@ def test_torch_row_dot_paths_equal_numpy(name, red, row_dot, monkeypatch):
     calls = []
     real_dot = torch.dot
     monkeypatch.setattr(torch, "dot", lambda a, b: calls.append(1) or real_dot(a, b))
-    monkeypatch.setattr(overlap, "_ROW_LOOP_MIN", 40 if row_dot == "blas-dot-per-row" else 41)
+    monkeypatch.setattr(_primitives, "ROW_LOOP_MIN", 40 if row_dot == "blas-dot-per-row" else 41)
     v, g = loss.value_and_grad(torch.from_numpy(p), torch.from_numpy(t))
     assert len(calls) == (3 if row_dot == "blas-dot-per-row" else 0)
     np.testing.assert_allclose(v.numpy(), want_v, **TOL["float64"])
@@ -230,7 +230,5 @@ def test_negative_tversky_weight_names_it(arg):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_unknown_reduction_names_reduction(name):
-    from losslab.losses import overlap
-
     with pytest.raises(ValueError, match="reduction"):
-        getattr(overlap, name)(P, T, reduction="avg")
+        losslab.get(name, reduction="avg")(P, T)

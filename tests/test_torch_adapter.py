@@ -457,7 +457,8 @@ def test_blocked_cpu_path_equals_one_call(name, reduction, monkeypatch):
     ref_g = torch.autograd.grad(ref.sum(), _diff(name, tensors))
     monkeypatch.setattr(_blocked, "MIN_ELEMENTS", 1)
     monkeypatch.setattr(_blocked, "BLOCK_ELEMENTS", 7)  # several rows a block, a ragged last one
-    assert lt._blockwise(spec, tuple(tensors), {"reduction": reduction})
+    with torch.no_grad():  # as inside the autograd Function's forward
+        assert _blocked.applicable(spec, [t.detach() for t in tensors], {}, None)
     out = getattr(lt, name)(*tensors, reduction=reduction)
     out_g = torch.autograd.grad(out.sum(), _diff(name, tensors))
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)

@@ -54,25 +54,32 @@ def _traced(args: Any) -> bool:
     return any(isinstance(a, jax.core.Tracer) for a in args)
 
 
-def _call(name: str, static: tuple, array_keys: tuple, args: tuple, compute_grad: bool):
-    """The catalog function on the primal arrays (``args``: arrays in input order, then options)."""
+def _call(name: str, static: tuple, array_keys: tuple, args: tuple) -> tuple[Any, ...]:
+    """``(loss, inputs, sample_weight)`` from the primal arrays (``args``: arrays in input order,
+    then array options, then the sample weights if any)."""
     spec = _registry.spec(name)
     fixed_inputs, fixed_options = dict(static[0]), dict(static[1])
     it = iter(args)
     inputs = [fixed_inputs[i] if i in fixed_inputs else next(it) for i in range(len(spec.inputs))]
     options = {**fixed_options, **dict(zip(array_keys, it))}
-    with value_checks(value_checks_enabled() and not _traced(args)):
-        value, grads = spec.fn(*inputs, compute_grad=compute_grad, **options)
-    return spec, inputs, options, value, grads
+    sample_weight = options.pop("sample_weight", None)
+    return _registry.Loss(spec, **options), tuple(inputs), sample_weight
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _core(name: str, static: tuple, array_keys: tuple, *args: Any) -> Any:
-    return _call(name, static, array_keys, args, compute_grad=False)[3]
+    loss, inputs, sample_weight = _call(name, static, array_keys, args)
+    with value_checks(value_checks_enabled() and not _traced(args)):
+        return loss(*inputs, sample_weight=sample_weight)
 
 
 def _core_fwd(name: str, static: tuple, array_keys: tuple, *args: Any) -> tuple[Any, Any]:
-    _, _, _, value, grads = _call(name, static, array_keys, args, compute_grad=True)
+    loss, inputs, sample_weight = _call(name, static, array_keys, args)
+    with value_checks(value_checks_enabled() and not _traced(args)):
+        if loss.spec.couples_items and loss.reduction == "none":
+            # Items share inputs: the backward pass needs the cotangent inside the formula.
+            return loss(*inputs, sample_weight=sample_weight), (None, args)
+        value, grads = loss.value_and_grad(*inputs, sample_weight=sample_weight)
     return value, (grads if isinstance(grads, tuple) else (grads,), args)
 
 
@@ -84,9 +91,15 @@ def _zero_cotangent(a: Any) -> Any:
 
 def _core_bwd(name: str, static: tuple, array_keys: tuple, res: Any, g: Any) -> tuple:
     grads, args = res
-    spec = _registry.spec(name)
-    fixed_inputs, fixed_options = dict(static[0]), dict(static[1])
-    options = {**fixed_options}
+    loss, inputs, sample_weight = _call(name, static, array_keys, args)
+    spec = loss.spec
+    if grads is None:
+        with value_checks(False):
+            grads = loss.vjp(*inputs, cotangent=g, sample_weight=sample_weight)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        g = None
+    first = inputs[spec.inputs.index(spec.differentiable[0])]
+    fixed_inputs = dict(static[0])
     out = []
     k = 0
     pos = 0
@@ -98,7 +111,8 @@ def _core_bwd(name: str, static: tuple, array_keys: tuple, res: Any, g: Any) -> 
         a = args[pos]
         pos += 1
         if input_name in spec.differentiable:
-            out.append(vjp(jnp, name, g, grads[k], tuple(a.shape), options).astype(a.dtype))
+            gk = grads[k] if g is None else vjp(jnp, spec, g, grads[k], first, loss._resolved)
+            out.append(gk.astype(a.dtype))
             k += 1
         else:
             out.append(_zero_cotangent(a))
@@ -110,7 +124,8 @@ _core.defvjp(_core_fwd, _core_bwd)
 
 
 def _apply(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str, Any]) -> Any:
-    _registry.Loss(spec, **options)  # unknown options and reductions raise here, with hints
+    sample_weight = options.pop("sample_weight", None)
+    _registry.Loss(spec, **options)  # unknown options and bad values raise here, with hints
     if len(inputs) != len(spec.inputs):
         raise TypeError(
             f"{spec.name} takes {len(spec.inputs)} inputs ({', '.join(spec.inputs)}); "
@@ -135,6 +150,8 @@ def _apply(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str,
                 inputs[i] = broadcast_like(jnp, inputs[i], first)
     fixed_inputs = tuple((i, x) for i, x in enumerate(inputs) if not _is_array(x))
     arrays = [x for x in inputs if _is_array(x)]
+    if sample_weight is not None:
+        options["sample_weight"] = jnp.asarray(sample_weight)
     array_opts = {
         k: jnp.asarray(v) for k, v in options.items() if _is_array(v) or isinstance(v, list)
     }

@@ -64,7 +64,7 @@ import torch
 
 import losslab
 from losslab._vjp import broadcast_like, lay_over, vjp
-from losslab.losses import _blocked, _registry
+from losslab.losses import _registry
 from losslab.losses._primitives import namespace
 from losslab.losses._validation import value_checks, value_checks_enabled
 
@@ -113,16 +113,21 @@ class _CatalogFunction(torch.autograd.Function):
     """One autograd node per loss call: forward = value and gradient, backward = g * gradient."""
 
     @staticmethod
-    def forward(ctx: Any, name: str, options: dict[str, Any], *inputs: Any) -> torch.Tensor:
-        spec = _registry.spec(name)
+    def forward(
+        ctx: Any, loss: _registry.Loss, sample_weight: Any, *inputs: Any
+    ) -> torch.Tensor:
+        spec = loss.spec
         device = next(x.device for x in inputs if isinstance(x, torch.Tensor))
+        # A loss whose items share inputs (spec.couples_items) needs the actual per-item
+        # cotangent inside its formula: for reduction="none" its backward recomputes.
+        ctx.recompute = spec.couples_items and loss.reduction == "none"
         with _plain_compute(device):
-            if _blockwise(spec, inputs, options):
-                value, grads = _blocked.value_and_grad(spec, list(inputs), options, True)
+            if ctx.recompute:
+                value, grads = loss(*inputs, sample_weight=sample_weight), ()
             else:
-                value, grads = spec.fn(*inputs, compute_grad=True, **options)
+                value, grads = loss.value_and_grad(*inputs, sample_weight=sample_weight)
         grads = grads if isinstance(grads, tuple) else (grads,)
-        ctx.name, ctx.options, ctx.device = name, options, device
+        ctx.loss, ctx.device, ctx.sample_weight = loss, device, sample_weight
         # Non-tensor inputs (a float ``var``) are kept as they are; tensors go through
         # save_for_backward, which costs nothing for the inputs (no copy) and lets the double
         # backward recompute the gradient from them.
@@ -134,13 +139,28 @@ class _CatalogFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-        spec = _registry.spec(ctx.name)
+        loss = ctx.loss
+        spec = loss.spec
         saved = ctx.saved_tensors
         tensors, grads = list(saved[: len(saved) - ctx.n_grads]), saved[len(saved) - ctx.n_grads :]
         inputs = [tensors.pop(0) if s else c for s, c in zip(ctx.slots, ctx.constants)]
         if torch.is_grad_enabled():
-            return (None, None, *_differentiable_backward(ctx, spec, inputs, g))
+            return (None, None, *_differentiable_backward(ctx, inputs, g))
+        if ctx.recompute:
+            with _plain_compute(ctx.device):
+                grads = loss.vjp(*inputs, cotangent=g, sample_weight=ctx.sample_weight)
+            grads = grads if isinstance(grads, tuple) else (grads,)
+            out_r: list[Any] = [None, None]
+            k = 0
+            for i, name in enumerate(spec.inputs):
+                if name in spec.differentiable:
+                    out_r.append(grads[k] if ctx.needs_input_grad[2 + i] else None)
+                    k += 1
+                else:
+                    out_r.append(None)
+            return tuple(out_r)
         xp, _ = namespace(g)
+        first = inputs[spec.inputs.index(spec.differentiable[0])]
         # Unless the graph is kept (retain_graph=True), this is the saved gradient's last use: scale
         # it in place and hand it on, so that AccumulateGrad can adopt it as x.grad without a copy.
         in_place = not _keep_graph()
@@ -156,7 +176,7 @@ class _CatalogFunction(torch.autograd.Function):
             if not (ctx.needs_input_grad[2 + i] and isinstance(x, torch.Tensor)):
                 out.append(None)
                 continue
-            scale = lay_over(xp, g, tuple(x.shape), spec.name, ctx.options)
+            scale = lay_over(xp, spec, g, first, loss._resolved)
             ptr = grad.untyped_storage().data_ptr()
             if (
                 in_place
@@ -167,7 +187,7 @@ class _CatalogFunction(torch.autograd.Function):
                 owned.add(ptr)
                 out.append(grad if _is_one(scale) else grad.mul_(scale))
             else:
-                out.append(vjp(xp, spec.name, g, grad, tuple(x.shape), ctx.options))
+                out.append(vjp(xp, spec, g, grad, first, loss._resolved))
         return tuple(out)
 
 
@@ -187,17 +207,6 @@ def _fits_in(scale: torch.Tensor, grad: torch.Tensor) -> bool:
     return all(s == 1 or s == d for s, d in zip(scale.shape, tail))
 
 
-def _blockwise(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict) -> bool:
-    """Big CPU tensors of row-wise losses go through losslab.losses._blocked, as NumPy arrays do.
-
-    Only elementwise losses: the class-axis ones (cross_entropy, poly1, softmax_focal, ...) make
-    few passes and keep one input-sized buffer already, and per-block call overhead made them
-    slower in benchmarks/bench_torch_memory.py (poly1: 9.6 ms blocked vs 8.4-9.0 direct);
-    per-sample ones (dice, ...) would add a block buffer to a peak that is the gradient alone.
-    """
-    return spec.layout == "elementwise" and _blocked.applicable(spec, list(inputs), options)
-
-
 def tensors_of(items: Any) -> list[torch.Tensor]:
     return [t for t in items if isinstance(t, torch.Tensor)]
 
@@ -214,9 +223,7 @@ def _keep_graph() -> bool:
         return True
 
 
-def _differentiable_backward(
-    ctx: Any, spec: _registry.LossSpec, inputs: list[Any], g: torch.Tensor
-) -> list[Any]:
+def _differentiable_backward(ctx: Any, inputs: list[Any], g: torch.Tensor) -> list[Any]:
     """create_graph=True: the input gradients as a differentiable function of inputs and ``g``.
 
     The loss's value formula is recomputed with autograd recording it and differentiated, so
@@ -224,6 +231,7 @@ def _differentiable_backward(
     result in place to save memory, which autograd cannot differentiate). Only this path keeps a
     tape; the ordinary backward pass never does.
     """
+    spec = ctx.loss.spec
     wanted = [
         i
         for i, (name, x) in enumerate(zip(spec.inputs, inputs))
@@ -232,7 +240,7 @@ def _differentiable_backward(
         and ctx.needs_input_grad[2 + i]
     ]
     with _plain_compute(ctx.device), value_checks(False):
-        value, _ = spec.fn(*inputs, compute_grad=False, **ctx.options)
+        value = ctx.loss(*inputs, sample_weight=ctx.sample_weight)
     grads = torch.autograd.grad(value, [inputs[i] for i in wanted], g, create_graph=True)
     out: list[Any] = [None] * len(inputs)
     for i, gr in zip(wanted, grads):
@@ -241,8 +249,11 @@ def _differentiable_backward(
 
 
 @torch._dynamo.disable
-def _apply(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str, Any]) -> Any:
-    _registry.Loss(spec, **options)  # unknown options and reductions raise here, with hints
+def _apply(
+    spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str, Any]
+) -> torch.Tensor:
+    sample_weight = options.pop("sample_weight", None)
+    loss = _registry.Loss(spec, **options)  # unknown options and bad values raise here
     if len(inputs) != len(spec.inputs):
         raise TypeError(
             f"{spec.name} takes {len(spec.inputs)} inputs ({', '.join(spec.inputs)}); "
@@ -253,13 +264,9 @@ def _apply(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str,
         raise TypeError(f"{spec.name}: expected torch tensors; got {[type(x) for x in inputs]}.")
     inputs = list(inputs)
     grad_mode = torch.is_grad_enabled()
-    for name, x in zip(spec.inputs, inputs):
-        if (
-            grad_mode
-            and name not in spec.differentiable
-            and isinstance(x, torch.Tensor)
-            and x.requires_grad
-        ):
+    constants = [(n, x) for n, x in zip(spec.inputs, inputs) if n not in spec.differentiable]
+    for name, x in constants + [("sample_weight", sample_weight)]:
+        if grad_mode and isinstance(x, torch.Tensor) and x.requires_grad:
             raise ValueError(
                 f"{spec.name}: {name} requires grad, but losslab treats {name} as a constant "
                 f"(no gradient flows to it). Pass {name}.detach(), or use torch's own loss if you "
@@ -276,8 +283,9 @@ def _apply(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str,
             out_dtype = first.dtype
         inputs = [_upcast(x) for x in inputs]
         options = {k: _upcast(v) for k, v in options.items()}
-    reduction = options.get("reduction", spec.defaults.get("reduction"))
-    if reduction == "none":
+        loss = _registry.Loss(spec, **options)
+        sample_weight = _upcast(sample_weight)
+    if loss.reduction == "none":
         xp, _ = namespace(*tensors)
         ref = inputs[spec.inputs.index(spec.differentiable[0])]
         for name in spec.differentiable[1:]:
@@ -286,7 +294,7 @@ def _apply(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str,
                 # A broadcast input (gaussian_nll's var) feeds several per-element losses; make it
                 # one element per loss, and let autograd's expand node sum the cotangent back.
                 inputs[i] = broadcast_like(xp, inputs[i], ref)
-    value = _CatalogFunction.apply(spec.name, options, *inputs)
+    value = _CatalogFunction.apply(loss, sample_weight, *inputs)
     return value if out_dtype is None else value.to(out_dtype)
 
 
@@ -324,7 +332,7 @@ class LossModule(torch.nn.Module):
     def __init__(self, name: str, **options: Any) -> None:
         super().__init__()
         self.loss_name = losslab.spec(name).name
-        _registry.Loss(losslab.spec(name), **options)
+        _registry.Loss(losslab.spec(name), **options)  # bad options raise at construction
         self._fixed: dict[str, Any] = {}
         for key, value in options.items():
             if isinstance(value, torch.Tensor):
@@ -337,8 +345,10 @@ class LossModule(torch.nn.Module):
     def options(self) -> dict[str, Any]:
         return {**self._fixed, **{k: getattr(self, k) for k in self._buffer_keys}}
 
-    def forward(self, *inputs: Any) -> torch.Tensor:
-        return _apply(losslab.spec(self.loss_name), inputs, self.options)
+    def forward(self, *inputs: Any, sample_weight: Any = None) -> torch.Tensor:
+        return _apply(
+            losslab.spec(self.loss_name), inputs, {**self.options, "sample_weight": sample_weight}
+        )
 
     def extra_repr(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self._fixed.items())

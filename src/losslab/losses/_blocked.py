@@ -7,10 +7,12 @@ over classes, Dice per sample, ...), we instead run the *same* catalog function 
 hundred kilobytes: the ten passes then hit the CPU cache, the gradient is written once into its
 final buffer, and the blocks are shared among threads (NumPy releases the GIL in its loops).
 
-This is an executor, not a second implementation: the arithmetic is the catalog function's own,
-called with ``reduction="sum"`` (or ``"none"``) on each block, and the reduction's scale applied
-afterwards. The catalog entry says whether a loss may be split this way (``LossSpec.rowwise``) and,
-for the mean, what it divides by (``LossSpec.mean_denominator``).
+This is an executor, not a second implementation: the arithmetic is the catalog formula's own,
+called on each block, whose per-item losses are summed (or kept, for ``"none"``) and whose
+gradient is asked for with the reduction's weights (``Items.grad(w)``: the mean's ``1/n``, a block
+of sample weights) and written straight into its final buffer. The catalog entry says whether a
+loss may be split this way (``LossSpec.rowwise``) and, for the mean, what it divides by
+(``LossSpec.mean_denominator``, known before the blocks run).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _host(a: Any) -> Any:
+def host(a: Any) -> Any:
     """A NumPy view of a CPU torch tensor (zero copy); anything else unchanged."""
     return a.detach().numpy() if _is_torch_cpu(a) else a
 
@@ -66,17 +68,26 @@ def _is_torch_cpu(a: Any) -> bool:
     )
 
 
-def applicable(spec: Any, inputs: list[Any], options: dict[str, Any]) -> bool:
+def applicable(spec: Any, inputs: list[Any], options: dict[str, Any], sample_weight: Any) -> bool:
     """True when ``spec`` may be evaluated block by block on these inputs.
 
-    The inputs must all be NumPy arrays or all CPU torch tensors (whose operations write into
-    slices of a preallocated buffer and release the GIL), large enough to pay for the blocking.
+    The loss must be row-wise, the inputs all NumPy arrays or all CPU torch tensors outside
+    autograd (whose operations write into slices of a preallocated buffer and release the GIL),
+    large enough to pay for the blocking. On torch only elementwise losses: the class-axis ones
+    make few passes and keep one input-sized buffer already, and per-block call overhead made
+    them slower (benchmarks/bench_torch_memory.py: poly1 9.6 ms blocked vs 8.4-9.0 direct);
+    per-sample ones (dice, ...) would add a block buffer to a peak that is the gradient alone.
     """
     if not spec.rowwise:
         return False
     numpy_inputs = all(isinstance(a, np.ndarray) for a in inputs)
-    if not (numpy_inputs or all(_is_torch_cpu(a) for a in inputs)):
-        return False
+    if not numpy_inputs:
+        if not (all(_is_torch_cpu(a) for a in inputs) and spec.layout == "elementwise"):
+            return False
+        import torch
+
+        if torch.is_grad_enabled() and any(a.requires_grad for a in inputs):
+            return False  # autograd is recording the formula (double backward)
     first = inputs[0]
     if first.ndim < 1 or _size(first) < MIN_ELEMENTS:
         return False
@@ -87,7 +98,7 @@ def applicable(spec: Any, inputs: list[Any], options: dict[str, Any]) -> bool:
     for v in options.values():
         if hasattr(v, "ndim") and hasattr(v, "shape") and v.ndim >= first.ndim:
             return False
-    return options.get("reduction", "mean") in ("mean", "sum", "none")
+    return sample_weight is None or sample_weight.ndim == 0 or int(sample_weight.shape[0]) in (1, n)
 
 
 def _size(a: Any) -> int:
@@ -97,11 +108,20 @@ def _size(a: Any) -> int:
     return n
 
 
-def value_and_grad(
-    spec: Any, inputs: list[Any], options: dict[str, Any], compute_grad: bool
+def evaluate(
+    spec: Any,
+    xp: Any,
+    inputs: list[Any],
+    options: dict[str, Any],
+    reduction: str,
+    weights: tuple[Any, Any] | None,
+    denominator: float | None,
+    want_grad: bool,
 ) -> tuple[Any, Any]:
-    """``spec.fn(*inputs, **options)`` computed block-wise; same results up to rounding order."""
-    reduction = options.get("reduction", "mean")
+    """``(value, grad)`` of ``spec.fn`` on ``inputs``, block by block; the same results as one
+    call up to the order of the sums. ``weights`` are the sample weights laid over the first
+    input and shaped like the per-item losses (or None); ``denominator`` is what ``"mean"``
+    divides by."""
     first = inputs[0]
     on_numpy = isinstance(first, np.ndarray)
     n = first.shape[0]
@@ -109,36 +129,41 @@ def value_and_grad(
     rows = max(1, block // max(1, _size(first) // n))
     starts = list(range(0, n, rows))
     diff_idx = [spec.inputs.index(d) for d in spec.differentiable]
-    grads = [_empty_like(inputs[i]) for i in diff_idx] if compute_grad else None
-    per_block_options = dict(options, reduction="none" if reduction == "none" else "sum")
+    grads = [_empty_like(inputs[i]) for i in diff_idx] if want_grad else None
+    # Nothing to average over (every target ignored): NaN value and a zero gradient, as torch.
     scale = 1.0
     if reduction == "mean":
-        # The mean's divisor is known before any block runs, so each block's gradient is scaled
-        # as it is copied into place, not in an extra pass.
-        host_options = {k: _host(v) for k, v in options.items()}
-        denom = float(spec.mean_denominator(*[_host(a) for a in inputs], **host_options))
-        # Nothing to average over (every target ignored): NaN value and a zero gradient, as torch.
-        scale = 1.0 / denom if denom else 0.0
+        scale = 1.0 / denominator if denominator else 0.0
     nones: list[Any] = [None] * len(starts)
     sums = np.zeros(len(starts), dtype=np.float64)
+
+    def rows_of(a: Any, r0: int, r1: int) -> Any:
+        return a[r0:r1] if a.ndim and a.shape[0] == n and n != 1 else a
 
     def work(block_ids: range) -> None:
         for b in block_ids:
             r0 = starts[b]
             r1 = min(r0 + rows, n)
-            value, grad = spec.fn(
-                *[a[r0:r1] for a in inputs], compute_grad=compute_grad, **per_block_options
-            )
+            items = spec.fn(xp, *[a[r0:r1] for a in inputs], **options)
+            laid = per_item = None
+            if weights is not None:
+                laid, per_item = (rows_of(a, r0, r1) for a in weights)
+            if reduction == "none" or per_item is not None or items.total is None:
+                values = items.values() if callable(items.values) else items.values
             if reduction == "none":
-                nones[b] = value
+                nones[b] = values if per_item is None else values * per_item
+            elif per_item is not None:
+                sums[b] = float(xp.sum(values * per_item))
+            elif items.total is not None:
+                sums[b] = float(items.total())
             else:
-                sums[b] = float(value)
-            if compute_grad:
-                for out, g in zip(grads, grad if isinstance(grad, tuple) else (grad,)):
-                    if reduction != "mean":
-                        out[r0:r1] = g
-                    else:
-                        _scaled_copy(out[r0:r1], g, scale)
+                sums[b] = float(xp.sum(values))
+            if want_grad:
+                # Unscaled (weight 1.0: formulas skip that multiply), then scaled while copied
+                # into place: one pass instead of two.
+                g = items.grad(1.0 if laid is None else laid)
+                for out, gi in zip(grads, g if isinstance(g, tuple) else (g,)):
+                    _scaled_copy(out[r0:r1], gi, scale)
 
     # NumPy runs one operation on one core, so the blocks are shared among threads; torch
     # already spreads each operation over its own intra-op threads.
@@ -156,7 +181,7 @@ def value_and_grad(
     else:
         total = sums.sum() * scale if scale or reduction == "sum" else np.nan
         value = _scalar_like(total, first)
-    if not compute_grad:
+    if not want_grad:
         return value, None
     return value, (tuple(grads) if len(grads) > 1 else grads[0])
 

@@ -1,15 +1,33 @@
 """The catalog: every loss registers here; ``losslab.get`` hands out configured ``Loss`` objects.
 
-A loss is one pure function ``fn(*arrays, compute_grad=True, **options) -> (value, grad)``. The
-gradient is that of the returned value (of the sum of the per-element losses for
-``reduction="none"``); for losses with several differentiable inputs it is a tuple in argument
-order. With ``compute_grad=False`` the function skips the gradient and returns ``(value, None)``.
-This single entry point is what ``torch.autograd.Function`` and ``jax.custom_vjp`` adapters wrap.
+The contract between a loss and the catalog, in three parts:
+
+1. **A spec, declared once** (``register(...)``): what the loss's inputs hold (``input_kind``,
+   ``target_kind``), which input elements one per-item loss covers (``layout``), the constraint
+   of every option (``options``, see ``losslab.losses._constraints``), its torch name, whether
+   its Hessian can be negative. The trainer, the command line and the adapters read these facts
+   from the spec; nothing outside the catalog keeps lists of loss names.
+2. **A plain formula**: ``fn(xp, *inputs, **options) -> Items``, the per-item losses and a
+   closure giving the gradient of their weighted sum (see ``Items``). It receives inputs already
+   checked against the declared kinds (a probability input is in [0, 1], a {-1, +1} target
+   holds only -1 and +1, a real target has the input's dtype) and option values already checked
+   against their constraints, with option arrays in the input's namespace and dtype.
+3. **One reducer**, here: ``mean``/``sum``/``none`` (and ``batchmean`` where declared),
+   ``sample_weight``, the mean's denominator, float16 computed in float32, and the 0-d array
+   contract live in ``Loss`` and nowhere else.
+
+``sample_weight`` follows Keras: per-item weights of shape (N,) (laid along the batch axis) or
+broadcastable to the per-item losses; ``"none"`` returns the weighted per-item losses, ``"sum"``
+their sum, and ``"mean"`` divides that sum by the same denominator as without weights (the number
+of items, or the loss's own torch-defined denominator such as the sum of class weights), NOT by
+the sum of the sample weights. For a mean over the weights, use
+``losslab.get(name, reduction="sum")(x, t, sample_weight=w) / w.sum()``.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +35,20 @@ from typing import Any
 import numpy as np
 
 from losslab.losses import _blocked
-from losslab.losses._primitives import size_of
-from losslab.losses._validation import REDUCTIONS, check_reduction, suggest
+from losslab.losses._constraints import Choice, Constraint, check_option
+from losslab.losses._layout import LAYOUTS, item_count, items_shape, lay_over
+from losslab.losses._primitives import namespace, shape_of, to_namespace
+from losslab.losses._validation import (
+    REDUCTIONS,
+    check_floating,
+    check_input_kinds,
+    suggest,
+)
 
-__all__ = ["LossSpec", "Loss", "register", "get", "spec", "available", "ALIASES"]
+__all__ = [
+    "Items", "LossSpec", "Loss", "register", "get", "spec", "available", "ALIASES",
+    "INPUT_KINDS", "TARGET_KINDS", "LAYOUTS", "HESSIANS", "validate_options",
+]
 
 # Common names people type for catalog losses.
 ALIASES = {
@@ -38,52 +66,94 @@ ALIASES = {
     "sigmoid_focal": "focal",
 }
 
-
 # What a loss's first differentiable input holds.
 INPUT_KINDS = ("real", "logits", "probabilities", "log_probabilities", "scores")
 # What its target holds (None: no target, e.g. triplet_margin). "class" accepts class indices or
-# class probabilities, "class_index" indices only.
+# class probabilities, "class_index" indices only; "distribution" is probabilities (or
+# log-probabilities where the loss's ``log_target`` option says so).
 TARGET_KINDS = (
     None, "real", "nonnegative", "unit_interval", "sign", "class", "class_index",
     "multilabel_indices", "distribution",
 )
-# Which input elements one per-item loss covers: one element ("elementwise"), a row along the
-# class axis 1 ("class_axis", torch's (N, C, d1, ...) layout), a row along the last axis
-# ("feature_axis": embeddings, multi-label rows), all of a sample's elements ("per_sample"), or a
-# row along the axis named by the ``dim`` option ("distribution_axis").
-LAYOUTS = ("elementwise", "class_axis", "feature_axis", "per_sample", "distribution_axis")
+# The Hessian of the summed per-item losses w.r.t. the first input: positive semi-definite
+# ("nonnegative": convex losses), zero almost everywhere ("zero": piecewise linear losses such
+# as l1, quantile, hinge), possibly negative ("indefinite": focal, non-convex robust losses), or
+# not provided (None).
+HESSIANS = (None, "nonnegative", "zero", "indefinite")
 
 
-def _input_size(input: Any, *_: Any, **__: Any) -> float:
-    return float(size_of(input))
+@dataclass(frozen=True)
+class Items:
+    """What a loss function returns: the per-item losses and their derivatives, lazily.
+
+    ``values``: the per-item losses (for ``layout="elementwise"`` one per input element, for
+    ``"class_axis"`` one per sample and position, ...), or a function returning them when
+    ``total`` makes them unnecessary for sums.
+
+    ``grad(w)``: the gradient of ``sum_i w_i values_i`` w.r.t. the differentiable inputs (a tuple
+    when there are several), where ``w`` is a Python float (every item weighted alike) or an array
+    laid over the first differentiable input (items' shape with size-1 axes where the layout
+    reduces: the per-item weights broadcast against the input). The reducer passes the mean's
+    ``1/denominator``, sample weights or an autograd cotangent through ``w``, so a formula can fold
+    them into its coefficients (``(2.0 * w) * d`` costs one pass when ``w`` is a number).
+
+    ``denominator``: what ``reduction="mean"`` divides the sum by, when it is not the number of
+    items (torch's weighted means: the sum of class weights over non-ignored targets, ...).
+
+    ``total()``: the plain sum of ``values``, where computing it directly is cheaper (log_cosh's
+    paired logarithms).
+
+    ``hess(w)``: the diagonal of the Hessian of ``sum_i w_i values_i`` w.r.t. the first
+    differentiable input; ``hvp(w, v)``: that Hessian times ``v`` (an array of the input's shape),
+    needed only where an item couples several input elements (for ``layout="elementwise"`` the
+    Hessian is its diagonal and ``hess(w) * v`` serves).
+    """
+
+    values: Any
+    grad: Callable[[Any], Any] | None = None
+    denominator: Any = None
+    total: Callable[[], Any] | None = None
+    hess: Callable[[Any], Any] | None = None
+    hvp: Callable[[Any, Any], Any] | None = None
+
+
+def _no_example(*_: Any, **__: Any) -> tuple[Any, ...]:  # pragma: no cover
+    raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """What the catalog knows about one loss.
+    """What the catalog knows about one loss (declared in its ``register`` call).
 
     ``example(rng, dtype, **options)`` returns NumPy arrays in argument order, valid for the given
     options: the catalog-wide tests and ``losslab gradcheck`` draw inputs from it.
+    ``defaults`` are the options' defaults (``reduction`` included) and ``constraints`` what each
+    option accepts. ``rowwise`` losses (each sample's terms depend on its own row only) may be
+    evaluated in cache-sized blocks on several threads (``losses/_blocked.py``);
+    ``mean_denominator(*inputs, **options)`` is then what ``reduction="mean"`` divides by, known
+    before the blocks run (default: the number of items). ``couples_items`` says that an input
+    element may feed several items (a key in InfoNCE is every query's negative), so a per-item
+    cotangent cannot be laid over a precomputed gradient: adapters call ``Items.grad`` with it.
     """
 
     name: str
-    fn: Callable[..., tuple[Any, Any]]
+    fn: Callable[..., Items]
     task: str
     formula: str
     inputs: tuple[str, ...]
     differentiable: tuple[str, ...]
-    example: Callable[..., tuple[Any, ...]]
-    torch: str | None = None
-    defaults: dict[str, Any] = field(default_factory=dict)
-    reductions: tuple[str, ...] = REDUCTIONS
+    example: Callable[..., tuple[Any, ...]] = _no_example
     input_kind: str = "real"
     target_kind: str | None = "real"
     layout: str = "elementwise"
-    # Row-wise losses (each sample's terms depend on its own row only) may be evaluated in
-    # cache-sized blocks on several threads (losslab.losses._blocked); ``mean_denominator(*inputs,
-    # **options)`` is what reduction="mean" divides by (default: the number of input elements).
+    torch: str | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    constraints: dict[str, Constraint] = field(default_factory=dict)
+    reductions: tuple[str, ...] = REDUCTIONS
     rowwise: bool = False
-    mean_denominator: Callable[..., float] = _input_size
+    mean_denominator: Callable[..., float] | None = None
+    hessian: str | None = None
+    couples_items: bool = False
 
     @property
     def doc(self) -> str:
@@ -92,6 +162,10 @@ class LossSpec:
     @property
     def summary(self) -> str:
         return self.doc.splitlines()[0] if self.doc else self.formula
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(self.defaults)
 
 
 _CATALOG: dict[str, LossSpec] = {}
@@ -106,38 +180,53 @@ def register(
     input_kind: str,
     target_kind: str | None,
     layout: str,
+    options: dict[str, Constraint] | None = None,
     differentiable: tuple[str, ...] = ("input",),
     torch: str | None = None,
     reductions: tuple[str, ...] = REDUCTIONS,
     rowwise: bool = False,
     mean_denominator: Callable[..., float] | None = None,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator adding a loss function to the catalog under ``name``."""
+    hessian: str | None = None,
+    couples_items: bool = False,
+) -> Callable[[Callable[..., Items]], Callable[..., Items]]:
+    """Decorator adding a loss function ``fn(xp, *inputs, **options) -> Items`` to the catalog.
 
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+    The inputs are ``fn``'s positional parameters after ``xp``; its keyword-only parameters are
+    the options, each with a default and a constraint in ``options``. ``reduction`` is added by
+    the catalog (with ``reductions`` as its choices).
+    """
+    constraints = dict(options or {})
+
+    def deco(fn: Callable[..., Items]) -> Callable[..., Items]:
         if name in _CATALOG:
             raise RuntimeError(f"loss {name!r} registered twice")
-        sig = inspect.signature(fn)
+        params = list(inspect.signature(fn).parameters.values())
+        if not params or params[0].name != "xp":
+            raise RuntimeError(f"{name}: the loss function's first parameter must be xp")
         inputs = tuple(
-            p.name
-            for p in sig.parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            p.name for p in params[1:] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         )
-        defaults = {
-            p.name: p.default
-            for p in sig.parameters.values()
-            if p.kind == p.KEYWORD_ONLY and p.name != "compute_grad"
-        }
+        keywords = {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
         for what, value, allowed in (
             ("input_kind", input_kind, INPUT_KINDS),
             ("target_kind", target_kind, TARGET_KINDS),
             ("layout", layout, LAYOUTS),
+            ("hessian", hessian, HESSIANS),
         ):
             if value not in allowed:
                 raise RuntimeError(f"{name}: {what} {value!r} not in {allowed}")
+        if set(keywords) != set(constraints):
+            raise RuntimeError(
+                f"{name}: options {sorted(keywords)} and constraints {sorted(constraints)} differ"
+            )
+        if target_kind is not None and "target" not in inputs:
+            raise RuntimeError(f"{name}: target_kind {target_kind!r} but no input named target")
         missing = [d for d in differentiable if d not in inputs]
         if missing:
             raise RuntimeError(f"{name}: differentiable inputs {missing} not in {inputs}")
+        if "reduction" in keywords:
+            raise RuntimeError(f"{name}: reduction belongs to the catalog, not the formula")
+        defaults = {**keywords, "reduction": "mean"}
         _CATALOG[name] = LossSpec(
             name=name,
             fn=fn,
@@ -146,14 +235,17 @@ def register(
             inputs=inputs,
             differentiable=tuple(differentiable),
             example=example,
-            torch=torch,
             input_kind=input_kind,
             target_kind=target_kind,
             layout=layout,
+            torch=torch,
             defaults=defaults,
+            constraints={**constraints, "reduction": Choice(*reductions)},
             reductions=tuple(reductions),
             rowwise=rowwise,
-            mean_denominator=mean_denominator or _input_size,
+            mean_denominator=mean_denominator,
+            hessian=hessian,
+            couples_items=couples_items,
         )
         return fn
 
@@ -183,29 +275,51 @@ def available() -> list[str]:
     return sorted(_CATALOG)
 
 
-class Loss:
-    """A catalog loss with its options fixed.
+def validate_options(spec: LossSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """Every option name known and every value within its constraint; returns the full option
+    set (defaults filled in) in canonical form. Raises TypeError/ValueError naming the option."""
+    unknown = [k for k in options if k not in spec.defaults]
+    if unknown:
+        raise TypeError(
+            f"{spec.name} has no option {unknown[0]!r}."
+            + suggest(unknown[0], spec.defaults)
+            + f" Its options: {', '.join(spec.defaults)}."
+        )
+    resolved = dict(spec.defaults)
+    for key, value in options.items():
+        resolved[key] = check_option(spec.name, key, spec.constraints[key], value)
+    return resolved
 
-    ``loss(*inputs)`` gives the value, ``loss.grad(*inputs)`` the gradient with respect to the
-    differentiable inputs (same shape and dtype as each), and ``loss.value_and_grad(*inputs)``
-    both from one pass.
+
+@dataclass
+class _Prepared:
+    """Inputs checked against the spec, ready for the formula."""
+
+    xp: Any
+    arrays: list[Any]
+    options: dict[str, Any]  # the formula's options (no reduction), arrays in xp
+    reduction: str
+    first: Any  # the first differentiable input
+    sample_weight: Any  # laid over ``first``, or None
+    item_weight: Any  # the same weights shaped to broadcast against the per-item losses
+
+
+class Loss:
+    """A catalog loss with its options fixed (and checked: bad values raise at construction).
+
+    ``loss(*inputs)`` gives the value, ``loss.grad(*inputs)`` the gradient of that value with
+    respect to the differentiable inputs (same shape and dtype as each; a tuple when there are
+    several), ``loss.value_and_grad(*inputs)`` both from one pass. Every method takes
+    ``sample_weight=`` (see the module docstring). With ``reduction="none"`` the gradient is that
+    of the sum of the (weighted) per-item losses, what torch's ``backward`` with a tensor of ones
+    gives. ``hess``, ``grad_and_hess`` and ``hvp`` give second derivatives where the loss
+    declares them.
     """
 
     def __init__(self, spec: LossSpec, **options: Any) -> None:
-        unknown = [k for k in options if k not in spec.defaults]
-        if unknown:
-            raise TypeError(
-                f"{spec.name} has no option {unknown[0]!r}."
-                + suggest(unknown[0], spec.defaults)
-                + f" Its options: {', '.join(spec.defaults) or 'none'}."
-            )
-        if "reduction" in options and options["reduction"] not in spec.reductions:
-            check_reduction(options["reduction"])  # raises, naming the argument
-            raise ValueError(
-                f"{spec.name} takes reduction in {spec.reductions}; got {options['reduction']!r}."
-            )
         self.spec = spec
         self.options = dict(options)
+        self._resolved = validate_options(spec, options)
 
     @property
     def name(self) -> str:
@@ -215,55 +329,145 @@ class Loss:
     def differentiable(self) -> tuple[str, ...]:
         return self.spec.differentiable
 
-    def _run(self, inputs: tuple[Any, ...], compute_grad: bool) -> tuple[Any, Any]:
-        if any(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in inputs):
-            return self._run_half(inputs, compute_grad)
-        if self.spec.rowwise and _blocked.applicable(self.spec, list(inputs), self.options):
-            return _blocked.value_and_grad(self.spec, list(inputs), self.options, compute_grad)
-        value, grad = self.spec.fn(*inputs, compute_grad=compute_grad, **self.options)
-        # NumPy turns 0-d results into scalars; the contract is arrays.
-        if isinstance(value, np.generic):
-            value = np.asarray(value)
-        if isinstance(grad, tuple):
-            grad = tuple(np.asarray(g) if isinstance(g, np.generic) else g for g in grad)
-        elif isinstance(grad, np.generic):
-            grad = np.asarray(grad)
-        return value, grad
+    @property
+    def reduction(self) -> str:
+        return str(self._resolved["reduction"])
 
-    def _run_half(self, inputs: tuple[Any, ...], compute_grad: bool) -> tuple[Any, Any]:
+    # -- preparation -----------------------------------------------------------------------
+
+    def _prepare(self, inputs: tuple[Any, ...], sample_weight: Any) -> _Prepared:
+        spec = self.spec
+        if len(inputs) != len(spec.inputs):
+            raise TypeError(
+                f"{spec.name} takes {len(spec.inputs)} inputs ({', '.join(spec.inputs)}); "
+                f"got {len(inputs)}."
+            )
+        xp, arrays = namespace(*inputs)
+        first_i = spec.inputs.index(spec.differentiable[0])
+        first = arrays[first_i]
+        check_floating(xp, first, spec.differentiable[0])
+        options = {k: v for k, v in self._resolved.items() if k != "reduction"}
+        for key, value in options.items():
+            if _is_array_option(value):
+                options[key] = to_namespace(xp, value, first, first.dtype)
+        arrays = check_input_kinds(xp, spec, arrays, options)
+        first = arrays[first_i]
+        sw = sw_items = None
+        if sample_weight is not None:
+            sw_items = _item_weights(xp, spec, sample_weight, first, options)
+            sw = lay_over(xp, spec, sw_items, first, options)
+        return _Prepared(xp, arrays, options, self.reduction, first, sw, sw_items)
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _run(
+        self, inputs: tuple[Any, ...], sample_weight: Any, want_grad: bool
+    ) -> tuple[Any, Any]:
+        """``(value, grad or None)``: the one reducer."""
+        half = _half_inputs(inputs, sample_weight)
+        if half is not None:
+            return self._run_half(inputs, sample_weight, want_grad, half)
+        p = self._prepare(inputs, sample_weight)
+        if _blocked.applicable(self.spec, p.arrays, p.options, p.sample_weight):
+            denominator = self._block_denominator(p)
+            weights = None if p.sample_weight is None else (p.sample_weight, p.item_weight)
+            return _blocked.evaluate(
+                self.spec, p.xp, p.arrays, p.options, p.reduction, weights, denominator, want_grad
+            )
+        items = self.spec.fn(p.xp, *p.arrays, **p.options)
+        value, w = _reduce(p, self.spec, items)
+        if not want_grad:
+            return value, None
+        return value, _as_arrays(p.xp, items.grad(w))  # type: ignore[misc]
+
+    def _block_denominator(self, p: _Prepared) -> Any:
+        if p.reduction != "mean":
+            return None
+        if self.spec.mean_denominator is not None:
+            options = {k: _blocked.host(v) for k, v in p.options.items()}
+            return float(self.spec.mean_denominator(*map(_blocked.host, p.arrays), **options))
+        return float(item_count(self.spec, p.first, p.options))
+
+    def _run_half(
+        self, inputs: tuple[Any, ...], sample_weight: Any, want_grad: bool, up: tuple[Any, ...]
+    ) -> tuple[Any, Any]:
         """float16 NumPy inputs: computed in float32 and rounded back once, as torch computes its
         half-precision losses (and as losslab.torch and losslab.jax do). float16's range (65504)
         and precision would otherwise overflow the closed forms' intermediates (log_cosh's
         exp(2|d|) beyond |d| ~ 2.8) and the sums of the mean."""
-        up = tuple(
-            a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == np.float16 else a
-            for a in inputs
-        )
-        value, grad = self._run(up, compute_grad)
-
-        def down(a: Any, like: Any) -> Any:
-            half = getattr(like, "dtype", None) == np.float16
-            return a.astype(np.float16) if half and a is not None else a
-
+        sw = sample_weight
+        if isinstance(sw, np.ndarray) and sw.dtype == np.float16:
+            sw = sw.astype(np.float32)
+        value, grad = self._run(up, sw, want_grad)
         first = inputs[self.spec.inputs.index(self.spec.differentiable[0])]
-        value = down(value, first)
+        value = _down(value, first)
         if isinstance(grad, tuple):
             grad = tuple(
-                down(g, inputs[self.spec.inputs.index(n)])
+                _down(g, inputs[self.spec.inputs.index(n)])
                 for g, n in zip(grad, self.spec.differentiable)
             )
         elif grad is not None:
-            grad = down(grad, first)
+            grad = _down(grad, first)
         return value, grad
 
-    def __call__(self, *inputs: Any) -> Any:
-        return self._run(inputs, False)[0]
+    def _items(self, inputs: tuple[Any, ...], sample_weight: Any) -> tuple[_Prepared, Items, Any]:
+        """The formula's ``Items`` on prepared inputs, with the reduction's weights ``w``."""
+        p = self._prepare(inputs, sample_weight)
+        items = self.spec.fn(p.xp, *p.arrays, **p.options)
+        value, w = _reduce(p, self.spec, items)
+        return p, items, (value, w)
 
-    def grad(self, *inputs: Any) -> Any:
-        return self._run(inputs, True)[1]
+    def __call__(self, *inputs: Any, sample_weight: Any = None) -> Any:
+        return self._run(inputs, sample_weight, False)[0]
 
-    def value_and_grad(self, *inputs: Any) -> tuple[Any, Any]:
-        return self._run(inputs, True)
+    def grad(self, *inputs: Any, sample_weight: Any = None) -> Any:
+        return self._run(inputs, sample_weight, True)[1]
+
+    def value_and_grad(self, *inputs: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+        return self._run(inputs, sample_weight, True)
+
+    def vjp(self, *inputs: Any, cotangent: Any, sample_weight: Any = None) -> Any:
+        """The gradient of ``sum(cotangent * loss(*inputs))``: for ``reduction="none"`` a
+        cotangent of the per-item losses' shape, else a scalar (what an autograd system's
+        backward pass asks for)."""
+        p, items, (_, w) = self._items(inputs, sample_weight)
+        g = cotangent
+        if p.reduction == "none":
+            g = lay_over(p.xp, self.spec, _as_namespace(p.xp, g, p.first), p.first, p.options)
+        return _as_arrays(p.xp, items.grad(_times(w, g)))  # type: ignore[misc]
+
+    # -- second order ----------------------------------------------------------------------
+
+    def _second(self, inputs: tuple[Any, ...], sample_weight: Any) -> tuple[_Prepared, Items, Any]:
+        if self.spec.hessian is None:
+            raise NotImplementedError(
+                f"{self.spec.name} does not provide second derivatives (its gradient is not "
+                f"piecewise differentiable, or they are not derived yet)."
+            )
+        return self._items(inputs, sample_weight)
+
+    def hess(self, *inputs: Any, sample_weight: Any = None) -> Any:
+        """The diagonal of the Hessian of the loss's value (of the sum for ``"none"``) w.r.t.
+        the first differentiable input: same shape and dtype."""
+        p, items, (_, w) = self._second(inputs, sample_weight)
+        return _as_arrays(p.xp, items.hess(w))  # type: ignore[misc]
+
+    def grad_and_hess(self, *inputs: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+        """``(grad, hess)`` from one evaluation of the formula."""
+        p, items, (_, w) = self._second(inputs, sample_weight)
+        # The Hessian first: a gradient may be built in a buffer the Hessian reads (SoftmaxPass).
+        hess = _as_arrays(p.xp, items.hess(w))  # type: ignore[misc]
+        return _as_arrays(p.xp, items.grad(w)), hess  # type: ignore[misc]
+
+    def hvp(self, *inputs: Any, v: Any, sample_weight: Any = None) -> Any:
+        """The exact Hessian of the loss's value w.r.t. the first differentiable input, times
+        ``v`` (an array of that input's shape)."""
+        p, items, (_, w) = self._second(inputs, sample_weight)
+        v = _as_namespace(p.xp, v, p.first)
+        if items.hvp is None:
+            # Each item depends on one element of the input: the Hessian is its diagonal.
+            return _as_arrays(p.xp, items.hess(w) * v)  # type: ignore[misc]
+        return _as_arrays(p.xp, items.hvp(w, v))
 
     def example(self, rng: Any, dtype: Any = "float64") -> tuple[Any, ...]:
         return self.spec.example(rng, dtype, **self.options)
@@ -274,5 +478,111 @@ class Loss:
 
 
 def get(name: str, **options: Any) -> Loss:
-    """A catalog loss configured with ``options`` (unknown names and options raise with hints)."""
+    """A catalog loss configured with ``options``.
+
+    Unknown names and options raise with hints; every option value is checked against its
+    declared constraint here, so a bad value fails now, not at the first call.
+    """
     return Loss(spec(name), **options)
+
+
+# -- the reducer's pieces -------------------------------------------------------------------
+
+
+def _reduce(p: _Prepared, spec: LossSpec, items: Items) -> tuple[Any, Any]:
+    """``(value, w)``: the reduced value and the weight of each item in it, laid over the first
+    differentiable input (a Python float when every item weighs the same)."""
+    xp, sw, reduction = p.xp, p.sample_weight, p.reduction
+    if reduction == "none" or sw is not None or items.total is None:
+        values = items.values() if callable(items.values) else items.values
+    if reduction == "none":
+        out = values if sw is None else values * p.item_weight
+        return _as_array(xp, out), (1.0 if sw is None else sw)
+    if sw is not None:
+        total = xp.sum(values * p.item_weight)
+    elif items.total is not None:
+        total = items.total()
+    else:
+        total = xp.sum(values)
+    if reduction == "sum":
+        return _as_array(xp, total), (1.0 if sw is None else sw)
+    if reduction == "batchmean":
+        d: Any = float(p.first.shape[0]) if p.first.ndim > 0 else 1.0
+    elif items.denominator is not None:
+        d = items.denominator
+    else:
+        d = float(item_count(spec, p.first, p.options))
+    if isinstance(d, float):
+        inv = 1.0 / d if d else 0.0
+        value = total * inv if d else total * math.nan
+    else:
+        # An array denominator (weighted means) may be 0 (every target ignored): NaN value and
+        # a zero gradient, as torch, without a division warning.
+        positive = d > 0
+        inv = 1.0 / xp.where(positive, d, xp.ones_like(d))
+        inv = xp.where(positive, inv, xp.zeros_like(inv))
+        value = xp.where(positive, total * inv, xp.full_like(inv, math.nan))
+    return _as_array(xp, value), (inv if sw is None else sw * inv)
+
+
+def _item_weights(xp: Any, spec: LossSpec, sw: Any, first: Any, options: dict) -> Any:
+    """Sample weights as an array with the per-item losses' number of axes, broadcastable to
+    them. Shape (N,) weighs whole samples (laid along the batch axis, Keras's convention); any
+    other shape must broadcast to the per-item losses' shape without enlarging it."""
+    items = items_shape(spec, first, options)
+    w = _as_namespace(xp, sw, first)
+    if not xp.isdtype(w.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"sample_weight must hold real numbers; got dtype {w.dtype}.")
+    ws = shape_of(w)
+    if len(ws) == 1 and len(items) > 1 and ws[0] == items[0]:
+        w = xp.reshape(w, ws + (1,) * (len(items) - 1))
+        ws = shape_of(w)
+    if len(ws) > len(items) or any(
+        d not in (1, t) for d, t in zip(reversed(ws), reversed(items))
+    ):
+        raise ValueError(
+            f"sample_weight of shape {shape_of(sw)} does not fit the per-item losses of shape "
+            f"{items}: give one weight per sample, shape ({items[0] if items else ''},), or an "
+            f"array broadcastable to {items}."
+        )
+    return xp.reshape(w, (1,) * (len(items) - len(ws)) + ws)
+
+
+def _is_array_option(value: Any) -> bool:
+    return isinstance(value, list | tuple) or hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _as_namespace(xp: Any, a: Any, like: Any) -> Any:
+    return to_namespace(xp, a, like, like.dtype)
+
+
+def _times(w: Any, g: Any) -> Any:
+    if isinstance(w, float) and w == 1.0:
+        return g
+    return w * g
+
+
+def _as_array(xp: Any, a: Any) -> Any:
+    """NumPy turns 0-d results into scalars; the contract is arrays."""
+    return np.asarray(a) if isinstance(a, np.generic) else a
+
+
+def _as_arrays(xp: Any, g: Any) -> Any:
+    if isinstance(g, tuple):
+        return tuple(_as_array(xp, a) for a in g)
+    return _as_array(xp, g)
+
+
+def _half_inputs(inputs: tuple[Any, ...], sample_weight: Any) -> tuple[Any, ...] | None:
+    if not any(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in inputs):
+        return None
+    return tuple(
+        a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == np.float16 else a
+        for a in inputs
+    )
+
+
+def _down(a: Any, like: Any) -> Any:
+    half = getattr(like, "dtype", None) == np.float16
+    return a.astype(np.float16) if half and a is not None else a
+

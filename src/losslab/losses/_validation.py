@@ -15,9 +15,7 @@ import difflib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import array_api_compat
-
-from losslab.losses._primitives import is_floating, is_integral, shape_of, size_of
+from losslab.losses._primitives import is_floating, is_integral, shape_of, size_of, within
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -46,15 +44,6 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
-
-
-def check_reduction(reduction: Any) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"reduction must be one of 'mean', 'sum' or 'none'; got {reduction!r}."
-            + suggest(str(reduction), REDUCTIONS)
-        )
-    return reduction
 
 
 def check_floating(xp: Any, x: Any, name: str) -> None:
@@ -122,18 +111,7 @@ def check_in_range(
     """All values within [low, high] (NaN fails too)."""
     if not value_checks_enabled() or size_of(x) == 0:
         return
-    # Two reductions and no temporaries (this runs on every call); min and max propagate NaN,
-    # so a NaN fails too.
-    if low is not None and high is not None and array_api_compat.is_torch_array(x):
-        lo, hi = x.aminmax()  # one pass for both bounds; NaN propagates into both
-        ok = float(lo) >= low and float(hi) <= high
-    else:
-        ok = True
-        if low is not None:
-            ok = bool(xp.min(x) >= low)
-        if ok and high is not None:
-            ok = bool(xp.max(x) <= high)
-    if not ok:
+    if not within(xp, x, low, high):
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
         raise ValueError(
@@ -142,21 +120,114 @@ def check_in_range(
         )
 
 
-def check_positive_number(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number; got {value!r}.") from None
-    if not (v >= 0 if allow_zero else v > 0) or v != v:
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}.")
-    return v
+def check_signs(xp: Any, target: Any, name: str = "target") -> None:
+    """Labels must be -1 or +1 (a 0/1 label would silently give a constant loss)."""
+    if not value_checks_enabled():
+        return
+    ok = (target == 1) | (target == -1)
+    if not bool(xp.all(ok)):
+        bad = target[~ok]
+        raise ValueError(
+            f"{name} must hold labels -1 or +1 (not 0/1, not soft targets: convert 0/1 labels "
+            f"with 2 * y - 1); found {float(bad[0])!r}."
+        )
 
 
-def check_fraction(value: Any, name: str) -> float:
-    v = check_positive_number(value, name, allow_zero=True)
-    if v > 1.0:
-        raise ValueError(f"{name} must lie in [0, 1]; got {value!r}.")
-    return v
+def check_same_dtype(a: Any, b: Any, name_a: str, name_b: str) -> None:
+    if a.dtype != b.dtype:
+        raise TypeError(
+            f"{name_b} must have the same dtype as {name_a} ({a.dtype}); got {b.dtype}."
+        )
+
+
+# Slices of a "distribution" target along a distribution axis must sum to 1 within this: loose
+# enough for float32 round-off and float32-made targets cast to float64.
+_SUM_TOL = 1e-3
+
+
+def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, Any]) -> list[Any]:
+    """Check the inputs against the spec's declared kinds; returns them with real-valued targets
+    cast to the first input's dtype (dtype in = dtype out).
+
+    Declared kinds are promises the formula relies on: a "probabilities" input lies in [0, 1];
+    targets are real ("real"), >= 0 ("nonnegative"), in [0, 1] ("unit_interval"), -1 or +1
+    ("sign"), class indices in [0, C) or ``ignore_index`` ("class_index"; "class" also takes
+    class probabilities), class indices in [-1, C) ("multilabel_indices"), or probabilities
+    ("distribution"; log-probabilities where ``log_target`` is set; along a distribution axis,
+    each slice sums to 1). Checks that read values honour ``value_checks(False)``.
+    """
+    arrays = list(arrays)
+    names = spec.inputs
+    first_name = spec.differentiable[0]
+    first = arrays[names.index(first_name)]
+    for name in spec.differentiable[1:]:
+        a = arrays[names.index(name)]
+        if hasattr(a, "dtype"):
+            check_floating(xp, a, name)
+    if spec.layout == "class_axis" and (first.ndim == 0 or first.shape[first.ndim > 1] < 1):
+        raise ValueError(
+            f"{first_name} must have shape (C,), (N, C) or (N, C, d1, ..., dk) with C >= 1 "
+            f"classes on axis 1 (axis 0 when unbatched); got shape {shape_of(first)}."
+        )
+    if spec.input_kind == "probabilities":
+        check_in_range(
+            xp, first, first_name, 0.0, 1.0, "probabilities, e.g. sigmoid or softmax output"
+        )
+    kind = spec.target_kind
+    if kind is None:
+        return arrays
+    i = names.index("target")
+    t = arrays[i]
+    if spec.layout == "elementwise":
+        check_same_shape(first, t, first_name, "target")
+    if kind in ("class", "class_index", "multilabel_indices"):
+        if kind == "class" and is_floating(xp, t):
+            t = as_target(xp, t, first)
+            check_in_range(xp, t, "target", 0.0, 1.0, "class probabilities")
+        elif not is_integral(xp, t):
+            raise TypeError(
+                f"target must hold integer class indices; got dtype {t.dtype}."
+                + (" (Class probabilities would be a floating array of the input's shape.)"
+                   if kind == "class" else "")
+            )
+        elif kind == "multilabel_indices":
+            n = int(first.shape[-1]) if first.ndim else 0
+            if value_checks_enabled() and not bool(xp.all((t >= -1) & (t < n))):
+                bad = t[(t < -1) | (t >= n)]
+                raise ValueError(
+                    f"target must hold class indices in [0, {n}) padded with -1; found "
+                    f"{int(bad[0])}."
+                )
+        else:
+            n = int(first.shape[1] if first.ndim >= 2 else first.shape[0]) if first.ndim else 0
+            check_label_range(xp, t, n, "target", options.get("ignore_index"))
+        arrays[i] = t
+        return arrays
+    t = as_target(xp, t, first)
+    if kind == "nonnegative":
+        check_in_range(xp, t, "target", 0.0, None, "non-negative targets")
+    elif kind == "unit_interval":
+        check_in_range(xp, t, "target", 0.0, 1.0, "probabilities or 0/1 labels")
+    elif kind == "sign":
+        check_signs(xp, t)
+    elif kind == "distribution" and not options.get("log_target", False):
+        what = "probabilities"
+        if "log_target" in options:
+            what += "; use log_target=True for log-probabilities"
+        check_in_range(xp, t, "target", 0.0, 1.0, what)
+        dim = int(options.get("dim", -1))
+        if (
+            spec.layout == "distribution_axis" and value_checks_enabled()
+            and -t.ndim <= dim < t.ndim
+        ):
+            axis = dim % t.ndim
+            if size_of(t) and not bool(xp.all(xp.abs(xp.sum(t, axis=axis) - 1.0) <= _SUM_TOL)):
+                raise ValueError(
+                    f"target must hold probability distributions along dim={options.get('dim', -1)}"
+                    " (each summing to 1); found a slice that does not."
+                )
+    arrays[i] = t
+    return arrays
 
 
 def as_target(xp: Any, target: Any, like: Any, name: str = "target") -> Any:

@@ -7,34 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from losslab.losses._primitives import is_numpy, log_softmax, namespace
-from losslab.losses._reduction import grad_scale, reduce, scale_for
-from losslab.losses._registry import register
-from losslab.losses._validation import (
-    as_target,
-    check_floating,
-    check_in_range,
-    check_reduction,
-    check_same_shape,
-    suggest,
-    value_checks_enabled,
-)
+from losslab.losses._constraints import Boolean, Integer
+from losslab.losses._primitives import log_softmax
+from losslab.losses._registry import Items, register
+from losslab.losses._validation import check_same_shape
 
-_KL_REDUCTIONS = ("mean", "batchmean", "sum", "none")
 _LOG2 = math.log(2.0)
-# How far a target row's sum may be from 1 before js_div calls it "not a distribution": loose
-# enough for float32 round-off and float32-made targets cast to float64.
-_SUM_TOL = 1e-3
-
-
-def _check_kl_reduction(reduction: Any) -> str:
-    """kl_div alone also accepts "batchmean" (torch's), so it cannot use check_reduction."""
-    if reduction not in _KL_REDUCTIONS:
-        raise ValueError(
-            "reduction must be one of 'mean', 'batchmean', 'sum' or 'none'; "
-            f"got {reduction!r}." + suggest(str(reduction), _KL_REDUCTIONS)
-        )
-    return reduction
 
 
 def _kl_example(rng: np.random.Generator, dtype: Any = "float64", **options: Any):
@@ -54,20 +32,15 @@ def _kl_example(rng: np.random.Generator, dtype: Any = "float64", **options: Any
     input_kind="log_probabilities",
     target_kind="distribution",
     layout="elementwise",
+    options={"log_target": Boolean()},
+    hessian="zero",
     task="distribution",
     formula="y (log y - x)   (x = log-probabilities)",
     example=_kl_example,
     torch="kl_div",
-    reductions=_KL_REDUCTIONS,
+    reductions=("mean", "batchmean", "sum", "none"),
 )
-def kl_div(
-    input: Any,
-    target: Any,
-    *,
-    reduction: str = "mean",
-    log_target: bool = False,
-    compute_grad: bool = True,
-):
+def kl_div(xp: Any, input: Any, target: Any, *, log_target: bool = False) -> Items:
     """Kullback-Leibler divergence, point-wise: ``l_i = y_i (log y_i - x_i)``.
 
     ``input`` holds log-probabilities ``x = log q`` (e.g. from log_softmax); ``target`` holds
@@ -78,60 +51,39 @@ def kl_div(
     (``0 * inf``); we return the limit 0, so masked log-probabilities cannot poison the sum.
 
     Gradient (w.r.t. ``input`` only; the target is a constant): ``dl_i/dx_i = -y_i``
-    (``-exp(t_i)`` with log_target), times the reduction's factor.
+    (``-exp(t_i)`` with log_target). Hessian: 0 (the loss is linear in the input).
 
-    Options: ``reduction``: "mean" divides the sum by the number of ELEMENTS (torch's default,
-    which torch itself warns is not the KL divergence), "batchmean" divides by ``input.shape[0]``
-    (the true mean KL per sample for (N, C) inputs; a 0-d input is just summed), "sum", "none".
-    ``log_target`` (bool). Probabilities given as ``target`` must be >= 0 (ValueError otherwise).
+    Options: ``log_target`` (bool). Probabilities given as ``target`` must lie in [0, 1]
+    (ValueError otherwise). Reductions: "mean" divides the sum by the number of ELEMENTS (torch's
+    default, which torch itself warns is not the KL divergence), "batchmean" divides by
+    ``input.shape[0]`` (the true mean KL per sample for (N, C) inputs; a 0-d input is just
+    summed), "sum", "none".
 
     Same as ``torch.nn.functional.kl_div`` (``target`` must have ``input``'s shape; torch would
     broadcast). ``losslab.get("kl_div", reduction="batchmean")`` accepts it too.
     Reference: Kullback and Leibler, "On Information and Sufficiency", Ann. Math. Statist. 22
     (1951); PyTorch ``KLDivLoss`` documentation.
     """
-    _check_kl_reduction(reduction)
-    xp, (input, target) = namespace(input, target)
-    check_floating(xp, input, "input")
     check_same_shape(input, target, "input", "target")
-    target = as_target(xp, target, input)
     # A zero target probability contributes exactly 0, whatever the input: torch's NaN from
     # 0 * inf (masked log-probabilities, or log_target with t = -inf) would poison the sum. The
-    # masks below keep every product finite, so not even a warning is raised.
+    # masks keep every product finite, so not even a warning is raised.
     if log_target:
         prob = xp.exp(target)
         live = prob > 0
-        loss = prob * (xp.where(live, target, 0.0) - xp.where(live, input, 0.0))
+        values = prob * (xp.where(live, target, 0.0) - xp.where(live, input, 0.0))
     else:
-        check_in_range(
-            xp,
-            target,
-            "target",
-            0.0,
-            None,
-            "probabilities; use log_target=True for log-probabilities",
-        )
         prob = target
         live = target > 0
-        loss = target * (xp.log(xp.where(live, target, 1.0)) - xp.where(live, input, 0.0))
-    if reduction == "batchmean":
-        n = int(input.shape[0]) if input.ndim > 0 else 1
-        value = reduce(xp, loss, "sum")
-        if n != 1:
-            # NumPy arithmetic on a 0-d array returns a scalar; the contract is a 0-d array.
-            value = xp.asarray(value / n) if is_numpy(xp) else value / n
-        scale = grad_scale("mean", n)
-    else:
-        value = reduce(xp, loss, reduction)
-        scale = scale_for(reduction, loss)
-    if not compute_grad:
-        return value, None
-    return value, prob * (-scale)
+        values = target * (xp.log(xp.where(live, target, 1.0)) - xp.where(live, input, 0.0))
+    return Items(
+        values,
+        grad=lambda w: -(w * prob),
+        hess=lambda w: xp.zeros_like(input),
+    )
 
 
-def _normalize_dim(dim: Any, ndim: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"dim must be an integer; got {dim!r}.")
+def _normalize_dim(dim: int, ndim: int) -> int:
     if not -ndim <= dim < ndim:
         raise ValueError(
             f"dim must lie in [{-ndim}, {ndim}) for input with {ndim} dimensions; got {dim}."
@@ -158,19 +110,14 @@ def _js_example(rng: np.random.Generator, dtype: Any = "float64", **options: Any
     input_kind="logits",
     target_kind="distribution",
     layout="distribution_axis",
+    options={"dim": Integer()},
+    hessian="indefinite",
     task="distribution",
     formula="1/2 KL(p || m) + 1/2 KL(q || m), p = softmax(x), m = (p + q)/2",
     example=_js_example,
     torch=None,
 )
-def js_div(
-    input: Any,
-    target: Any,
-    *,
-    dim: int = -1,
-    reduction: str = "mean",
-    compute_grad: bool = True,
-):
+def js_div(xp: Any, input: Any, target: Any, *, dim: int = -1) -> Items:
     """Jensen-Shannon divergence: ``JS(p, q) = 1/2 KL(p || m) + 1/2 KL(q || m)``, ``m = (p+q)/2``.
 
     ``input`` holds LOGITS, ``p = softmax(input, dim)``; ``target`` holds probabilities ``q``
@@ -183,32 +130,23 @@ def js_div(
 
     Gradient w.r.t. the logits: ``dJS/dp_j = 1/2 log(p_j/m_j)`` (the other terms cancel because
     ``p_j/(2 m_j) + q_j/(2 m_j) = 1``), and through the softmax
-    ``dJS/dx_j = p_j/2 [log(p_j/m_j) - KL(p || m)]``; times 1/(number of distributions) for
-    ``reduction="mean"``. The target is a constant.
+    ``dJS/dx_j = p_j/2 [log(p_j/m_j) - KL(p || m)]``. The target is a constant. Hessian w.r.t.
+    the logits, per distribution: ``H v = u (v - p.v) - p [u . (v - p.v)]`` with
+    ``u = p q / (4 m) + p log(p/m) / 2 - KL(p || m) p / 2`` (from ``d2JS/dp2 = diag(q / (4 p m))``
+    and the softmax's curvature); JS is not convex in the logits, so it can be negative.
 
-    Options: ``dim`` (the distribution axis), ``reduction``: "mean" averages over the
+    Options: ``dim`` (the distribution axis). ``reduction="mean"`` averages over the
     distributions (every position of the other axes; for (N, C) input that is torch-kl_div's
-    "batchmean", not its element-wise "mean"), "sum", "none" (shape of input without ``dim``).
+    "batchmean", not its element-wise "mean"); "none" has the input's shape without ``dim``.
 
     No torch equivalent. Reference: J. Lin, "Divergence measures based on the Shannon entropy",
     IEEE Trans. Inf. Theory 37(1), 145-151 (1991).
     """
-    check_reduction(reduction)
-    xp, (input, target) = namespace(input, target)
-    check_floating(xp, input, "input")
     if input.ndim < 1:
         raise ValueError("input must have at least 1 dimension (the distribution axis, dim).")
     axis = _normalize_dim(dim, input.ndim)
     check_same_shape(input, target, "input", "target")
-    q = as_target(xp, target, input)
-    check_in_range(xp, q, "target", 0.0, 1.0, "probabilities")
-    if value_checks_enabled():
-        sums = xp.sum(q, axis=axis)
-        if not bool(xp.all(xp.abs(sums - 1.0) <= _SUM_TOL)):
-            raise ValueError(
-                f"target must hold probability distributions along dim={dim} (each summing to "
-                "1); found a slice that does not."
-            )
+    q = target
     log_p = log_softmax(xp, input, axis=axis)
     p = xp.exp(log_p)
     has_q = q > 0
@@ -220,8 +158,26 @@ def js_div(
     log_p_over_m = log_p - log_m
     kl_pm = xp.sum(p * log_p_over_m, axis=axis, keepdims=True)
     kl_qm = xp.sum(xp.where(has_q, q * (log_q_or_0 - log_m), 0.0), axis=axis, keepdims=True)
-    rows = xp.squeeze(0.5 * (kl_pm + kl_qm), axis=axis)
-    value = reduce(xp, rows, reduction)
-    if not compute_grad:
-        return value, None
-    return value, (0.5 * scale_for(reduction, rows)) * p * (log_p_over_m - kl_pm)
+
+    def curvature(w: Any) -> Any:
+        # Hessian = (I - p 1^T) diag(u) (I - 1 p^T) - terms; see the docstring.
+        m = xp.exp(log_m)
+        s = p * q / (4.0 * m)  # p q / (4 m) <= min(p, q) / 2: finite
+        psi = 0.5 * p * log_p_over_m
+        return w * (s + psi - 0.5 * kl_pm * p)
+
+    def hvp(w: Any, v: Any) -> Any:
+        u = curvature(w)
+        t = v - xp.sum(p * v, axis=axis, keepdims=True)
+        return u * t - p * xp.sum(u * t, axis=axis, keepdims=True)
+
+    def hess(w: Any) -> Any:
+        u = curvature(w)
+        return u * (1.0 - 2.0 * p) + p * p * xp.sum(u, axis=axis, keepdims=True)
+
+    return Items(
+        xp.squeeze(0.5 * (kl_pm + kl_qm), axis=axis),
+        grad=lambda w: (0.5 * w) * p * (log_p_over_m - kl_pm),
+        hess=hess,
+        hvp=hvp,
+    )

@@ -9,21 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
-from losslab.losses._primitives import namespace, shape_of
-from losslab.losses._reduction import reduce, scale_for
-from losslab.losses._registry import register
-from losslab.losses._validation import (
-    as_target,
-    check_floating,
-    check_in_range,
-    check_positive_number,
-    check_reduction,
-    check_same_shape,
-)
-from losslab.losses.regression import _finish, _prepare_pair
+from losslab.losses._constraints import Boolean, Real
+from losslab.losses._primitives import scaled, shape_of
+from losslab.losses._registry import Items, register
+from losslab.losses._validation import check_in_range, check_same_shape, value_checks_enabled
 
 __all__ = ["poisson_nll", "gaussian_nll", "tweedie"]
 
@@ -61,6 +52,8 @@ def _stirling(xp: Any, y: Any) -> Any:
     input_kind="real",
     target_kind="nonnegative",
     layout="elementwise",
+    options={"log_input": Boolean(), "full": Boolean(), "eps": Real(0, None)},
+    hessian="nonnegative",
     rowwise=True,
     task="count regression",
     formula="mean(exp(input) - target * input)  (log_input=True)",
@@ -68,15 +61,9 @@ def _stirling(xp: Any, y: Any) -> Any:
     torch="poisson_nll_loss",
 )
 def poisson_nll(
-    input: Any,
-    target: Any,
-    *,
-    log_input: bool = True,
-    full: bool = False,
+    xp: Any, input: Any, target: Any, *, log_input: bool = True, full: bool = False,
     eps: float = 1e-8,
-    reduction: str = "mean",
-    compute_grad: bool = True,
-):
+) -> Items:
     """Poisson negative log-likelihood: ``l_i = exp(x_i) - y_i x_i`` (``log_input=True``).
 
     ``x`` is the log-rate; with ``log_input=False`` it is the rate itself and
@@ -85,37 +72,35 @@ def poisson_nll(
     ``y_i <= 1``); it does not depend on ``x``, so it adds nothing to the gradient.
 
     Gradient: ``dl_i/dx_i = exp(x_i) - y_i`` (``log_input=True``) or ``1 - y_i / (x_i + eps)``
-    (``log_input=False``), divided by the number of elements for ``reduction="mean"``.
+    (``log_input=False``). Hessian: ``exp(x_i)`` or ``y_i / (x_i + eps)^2``.
 
     Options: ``log_input`` (default True), ``full`` (default False), ``eps >= 0`` (default 1e-8,
-    used only with ``log_input=False``), ``reduction``.
+    used only with ``log_input=False``). Targets must be >= 0 (counts; a value check, see
+    ``losslab.value_checks``; torch does not check them and gives a meaningless loss).
 
     Same as ``torch.nn.functional.poisson_nll_loss``, including its ``log(x + eps)`` with
     ``log_input=False`` (so the loss is that of rate ``x`` only up to ``eps``; the log-rate form,
     the default, needs no such guard). Where torch returns NaN for a negative rate with
     ``log_input=False``, we raise a ValueError naming ``input`` (a value check; see
-    ``losslab.value_checks``). Targets are not checked, as in torch. Reference: McCullagh &
+    ``losslab.value_checks``). Reference: McCullagh &
     Nelder, *Generalized Linear Models* (2nd ed., 1989), sec. 6.2.
     """
-    eps = check_positive_number(eps, "eps", allow_zero=True)
-    xp, input, target = _prepare_pair(input, target, reduction)
+    check_same_shape(input, target, "input", "target")
+    x, y = input, target
     if log_input:
-        rate = xp.exp(input)
-        value = rate - target * input
-
-        def dl() -> Any:
-            return rate - target
+        rate = xp.exp(x)
+        items = Items(rate - y * x, grad=lambda w: scaled(rate - y, w), hess=lambda w: w * rate)
     else:
-        check_in_range(xp, input, "input", 0.0, None, "Poisson rates when log_input=False")
-        shifted = input + eps
-        value = input - target * xp.log(shifted)
-
-        def dl() -> Any:
-            return 1.0 - target / shifted
-
-    if full:
-        value = value + _stirling(xp, target)
-    return _finish(xp, value, dl, reduction, compute_grad)
+        check_in_range(xp, x, "input", 0.0, None, "Poisson rates when log_input=False")
+        shifted = x + eps
+        items = Items(
+            x - y * xp.log(shifted),
+            grad=lambda w: scaled(1.0 - y / shifted, w),
+            hess=lambda w: w * (y / (shifted * shifted)),
+        )
+    if not full:
+        return items
+    return Items(items.values + _stirling(xp, y), grad=items.grad, hess=items.hess)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,17 +142,13 @@ def _var_view_shape(in_shape: tuple[int, ...], var_shape: tuple[int, ...]) -> tu
     )
 
 
-def _check_var_number(var: float) -> float:
-    if not var >= 0:
-        raise ValueError(f"var must be >= 0 (a variance); got {var!r}.")
-    return float(var)
-
-
 @register(
     "gaussian_nll",
     input_kind="real",
     target_kind="real",
     layout="elementwise",
+    options={"full": Boolean(), "eps": Real(0, None)},
+    hessian="nonnegative",
     task="probabilistic regression",
     formula="mean(0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)))",
     example=_gaussian_example,
@@ -175,15 +156,8 @@ def _check_var_number(var: float) -> float:
     torch="gaussian_nll_loss",
 )
 def gaussian_nll(
-    input: Any,
-    target: Any,
-    var: Any,
-    *,
-    full: bool = False,
-    eps: float = 1e-6,
-    reduction: str = "mean",
-    compute_grad: bool = True,
-):
+    xp: Any, input: Any, target: Any, var: Any, *, full: bool = False, eps: float = 1e-6
+) -> Items:
     """Gaussian negative log-likelihood: ``l_i = (log v_i + (x_i - y_i)^2 / v_i) / 2``.
 
     ``x`` is the predicted mean, ``var`` the predicted variance and ``v = max(var, eps)``;
@@ -195,9 +169,9 @@ def gaussian_nll(
     Gradient (a tuple, one per differentiable input): ``dl_i/dx_i = (x_i - y_i) / v_i`` and
     ``dl_i/dvar_i = (1 / v_i - (x_i - y_i)^2 / v_i^2) / 2``, the latter summed over the
     dimensions along which ``var`` was broadcast, so it has ``var``'s shape (a 0-d array when
-    ``var`` is a number). Both are divided by the number of elements for ``reduction="mean"``.
+    ``var`` is a number). Hessian w.r.t. ``input``: ``1 / v``.
 
-    Options: ``full`` (default False), ``eps >= 0`` (default 1e-6), ``reduction``.
+    Options: ``full`` (default False), ``eps >= 0`` (default 1e-6).
 
     Same as ``torch.nn.functional.gaussian_nll_loss``, including its clamp: torch clamps ``var``
     at ``eps`` under ``no_grad``, so where ``var < eps`` the gradient w.r.t. ``var`` is the
@@ -208,55 +182,42 @@ def gaussian_nll(
     Weigend, "Estimating the mean and variance of the target probability distribution", ICNN
     1994.
     """
-    check_reduction(reduction)
-    eps = check_positive_number(eps, "eps", allow_zero=True)
-    var_is_number = isinstance(var, (int, float)) and not isinstance(var, bool)
-    if var_is_number:
-        var_value = _check_var_number(var)
-        xp, (input, target) = namespace(input, target)
-    else:
-        xp, (input, target, var) = namespace(input, target, var)
-    check_floating(xp, input, "input")
     check_same_shape(input, target, "input", "target")
-    target = as_target(xp, target, input)
     in_shape = shape_of(input)
-    if var_is_number:
-        v = xp.asarray(var_value, dtype=input.dtype, device=array_api_compat.device(input))
+    var_shape = shape_of(var)
+    if var.ndim == 0:
+        # One variance for every element (a number): a 0-d gradient.
+        if value_checks_enabled() and not bool(var >= 0):
+            raise ValueError(f"var must be >= 0 (a variance); got {float(var)!r}.")
         view_shape: tuple[int, ...] = ()
     else:
-        check_floating(xp, var, "var")
-        view_shape = _var_view_shape(in_shape, shape_of(var))
+        view_shape = _var_view_shape(in_shape, var_shape)
         check_in_range(xp, var, "var", 0.0, None, "variances must be non-negative")
-        v = var if var.dtype == input.dtype else xp.astype(var, input.dtype)
-        if view_shape != shape_of(var):
-            v = xp.reshape(v, view_shape)
+    v = var if var.dtype == input.dtype else xp.astype(var, input.dtype)
+    if view_shape != var_shape:
+        v = xp.reshape(v, view_shape)
     v = xp.maximum(v, eps)
-
     diff = input - target
     inv = 1.0 / v
     r = diff * inv  # (x - y) / v, of input's shape
-    elementwise = 0.5 * (xp.log(v) + diff * r)
+    values = 0.5 * (xp.log(v) + diff * r)
     if full:
-        elementwise = elementwise + _HALF_LOG_2PI
-    value = reduce(xp, elementwise, reduction)
-    if not compute_grad:
-        return value, None
-
-    s = scale_for(reduction, elementwise)
-    g_input = r * s
-    g_v = (0.5 * s) * (inv - r * r)
-    if var_is_number:
-        return value, (g_input, xp.sum(g_v))
+        values = values + _HALF_LOG_2PI
     # Broadcasting copied var along some axes; its gradient is the sum over those copies.
-    axes = tuple(
-        i for i, (a, b) in enumerate(zip(view_shape, in_shape)) if a == 1 and b != 1
-    )
-    if axes:
-        g_v = xp.sum(g_v, axis=axes, keepdims=True)
-    g_var = xp.reshape(g_v, shape_of(var))
-    if g_var.dtype != var.dtype:
-        g_var = xp.astype(g_var, var.dtype)
-    return value, (g_input, g_var)
+    axes = tuple(i for i, (a, b) in enumerate(zip(view_shape, in_shape)) if a == 1 and b != 1)
+    if not view_shape:
+        axes = tuple(range(len(in_shape)))
+
+    def grad(w: Any) -> tuple[Any, Any]:
+        g_v = (0.5 * w) * (inv - r * r)
+        if axes:
+            g_v = xp.sum(g_v, axis=axes, keepdims=bool(view_shape))
+        g_var = xp.reshape(g_v, var_shape)
+        if g_var.dtype != var.dtype:
+            g_var = xp.astype(g_var, var.dtype)
+        return w * r, g_var
+
+    return Items(values, grad=grad, hess=lambda w: w * (inv + xp.zeros_like(diff)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,35 +234,20 @@ def _tweedie_example(
     return x.astype(dtype), y.astype(dtype)
 
 
-def _check_power(power: Any) -> float:
-    try:
-        p = float(power)
-    except (TypeError, ValueError):
-        raise TypeError(f"power must be a number in (1, 2); got {power!r}.") from None
-    if not 1.0 < p < 2.0:
-        raise ValueError(f"power must lie in (1, 2), exclusive; got {power!r}.")
-    return p
-
-
 @register(
     "tweedie",
     input_kind="real",
     target_kind="nonnegative",
     layout="elementwise",
+    options={"power": Real(1, 2, closed="neither")},
+    hessian="nonnegative",
     rowwise=True,
     task="count regression",
     formula="mean(-target exp((1-p) input) / (1-p) + exp((2-p) input) / (2-p))",
     example=_tweedie_example,
     torch=None,
 )
-def tweedie(
-    input: Any,
-    target: Any,
-    *,
-    power: float = 1.5,
-    reduction: str = "mean",
-    compute_grad: bool = True,
-):
+def tweedie(xp: Any, input: Any, target: Any, *, power: float = 1.5) -> Items:
     """Tweedie NLL, log link: ``l_i = -y_i mu_i^(1-p) / (1-p) + mu_i^(2-p) / (2-p)``.
 
     ``x`` is the log-mean, ``mu_i = exp(x_i)``; ``p`` is the variance power (``Var = phi mu^p``),
@@ -309,19 +255,21 @@ def tweedie(
     zeros (claim amounts, rainfall). Terms that depend only on ``y`` and the dispersion are
     dropped, so the value is not a deviance and need not be 0 at the optimum.
 
-    Gradient: ``dl_i/dx_i = -y_i exp((1-p) x_i) + exp((2-p) x_i)``, divided by the number of
-    elements for ``reduction="mean"``.
+    Gradient: ``dl_i/dx_i = -y_i exp((1-p) x_i) + exp((2-p) x_i)``; Hessian:
+    ``(2-p) exp((2-p) x_i) + (p-1) y_i exp((1-p) x_i) > 0``.
 
-    Options: ``power`` ``p`` in (1, 2), exclusive (default 1.5); ``reduction``. Targets must be
+    Options: ``power`` ``p`` in (1, 2), exclusive (default 1.5). Targets must be
     >= 0 (a value check; see ``losslab.value_checks``). PyTorch has no Tweedie loss. Reference:
     the ``tweedie`` objective of LightGBM (``RegressionTweedieLoss``) and XGBoost
     (``reg:tweedie``, metric ``tweedie-nloglik``), which use this value and gradient; Jorgensen,
     *The Theory of Dispersion Models* (1997).
     """
-    p = _check_power(power)
-    xp, input, target = _prepare_pair(input, target, reduction)
-    check_in_range(xp, target, "target", 0.0, None, "Tweedie targets are non-negative")
+    check_same_shape(input, target, "input", "target")
+    p, y = power, target
     a = xp.exp((1.0 - p) * input)
     b = xp.exp((2.0 - p) * input)
-    value = target * a / (p - 1.0) + b / (2.0 - p)
-    return _finish(xp, value, lambda: b - target * a, reduction, compute_grad)
+    return Items(
+        y * a / (p - 1.0) + b / (2.0 - p),
+        grad=lambda w: scaled(b - y * a, w),
+        hess=lambda w: w * ((2.0 - p) * b + (p - 1.0) * (y * a)),
+    )
