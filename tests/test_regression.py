@@ -110,8 +110,8 @@ def test_log_cosh_matches_logaddexp_for_large_residuals():
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_log_cosh_clamped_path_equals_unclamped_path(backend, reduction, monkeypatch):
     # Where a look at the data shows every |d| <= 20 (NumPy, CPU torch), log_cosh skips the clamp
-    # that GPUs and JAX always take; both paths must give the same numbers.
-    from losslab.losses import regression
+    # that GPUs and JAX always take (primitive clamp_above); both paths give the same numbers.
+    from losslab.losses import _primitives
 
     x = np.linspace(-19.0, 19.0, 42).reshape(6, 7)  # residuals up to 19.5, all below 20
     y = np.full_like(x, -0.5)
@@ -119,16 +119,16 @@ def test_log_cosh_clamped_path_equals_unclamped_path(backend, reduction, monkeyp
         x, y = torch.from_numpy(x), torch.from_numpy(y)
     loss = losslab.get("log_cosh", reduction=reduction)
     answers = []
-    real = regression.all_within
+    real = _primitives.all_within
 
     def spy(*args):
         answers.append(real(*args))
         return answers[-1]
 
-    monkeypatch.setattr(regression, "all_within", spy)
+    monkeypatch.setattr(_primitives, "all_within", spy)
     value, grad = loss.value_and_grad(x, y)
     assert answers == [True], "the unclamped path was not taken"
-    monkeypatch.setattr(regression, "all_within", lambda *a: answers.append(False) or False)
+    monkeypatch.setattr(_primitives, "all_within", lambda *a: answers.append(False) or False)
     clamped_value, clamped_grad = loss.value_and_grad(x, y)
     assert answers == [True, False]
     np.testing.assert_allclose(np.asarray(clamped_value), np.asarray(value), rtol=1e-15, atol=0)

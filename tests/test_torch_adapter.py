@@ -90,7 +90,7 @@ def test_import_losslab_imports_neither_torch_nor_jax():
 @pytest.mark.parametrize("name", NAMES)
 def test_every_loss_has_a_function_and_a_module(name):
     fn = getattr(lt, name)
-    cls = getattr(lt, lt._class_name(name))
+    cls = getattr(lt, losslab.spec(name).module)
     assert callable(fn) and issubclass(cls, torch.nn.Module) and issubclass(cls, lt.LossModule)
     assert losslab.spec(name).summary in fn.__doc__
     spec = losslab.spec(name)
@@ -104,7 +104,7 @@ def test_every_loss_has_a_function_and_a_module(name):
 @pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
 def test_module_equals_function_and_generic_module(name, options):
     tensors = _tensors(name, options, requires_grad=False)
-    cls = getattr(lt, lt._class_name(name))
+    cls = getattr(lt, losslab.spec(name).module)
     a = cls(**options)(*tensors)
     b = getattr(lt, name)(*tensors, **options)
     c = lt.LossModule(name, **options)(*tensors)

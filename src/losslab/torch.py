@@ -68,38 +68,9 @@ from losslab.losses import _registry
 from losslab.losses._primitives import namespace
 from losslab.losses._validation import value_checks, value_checks_enabled
 
-__all__ = ["LossModule", "loss_function", "module_class", "CLASS_NAMES"]
+__all__ = ["LossModule", "loss_function", "module_class"]
 
 _HALF = (torch.float16, torch.bfloat16)
-
-# torch.nn's spelling of the losses it has; the others are CamelCase(name) + "Loss".
-CLASS_NAMES = {
-    "mse": "MSELoss",
-    "l1": "L1Loss",
-    "huber": "HuberLoss",
-    "smooth_l1": "SmoothL1Loss",
-    "bce": "BCELoss",
-    "bce_with_logits": "BCEWithLogitsLoss",
-    "cross_entropy": "CrossEntropyLoss",
-    "nll": "NLLLoss",
-    "kl_div": "KLDivLoss",
-    "js_div": "JSDivLoss",
-    "poisson_nll": "PoissonNLLLoss",
-    "gaussian_nll": "GaussianNLLLoss",
-    "hinge_embedding": "HingeEmbeddingLoss",
-    "margin_ranking": "MarginRankingLoss",
-    "soft_margin": "SoftMarginLoss",
-    "multilabel_soft_margin": "MultiLabelSoftMarginLoss",
-    "multilabel_margin": "MultiLabelMarginLoss",
-    "multi_margin": "MultiMarginLoss",
-    "cosine_embedding": "CosineEmbeddingLoss",
-    "triplet_margin": "TripletMarginLoss",
-}
-
-
-def _class_name(name: str) -> str:
-    return CLASS_NAMES.get(name) or "".join(p[:1].upper() + p[1:] for p in name.split("_")) + "Loss"
-
 
 @contextlib.contextmanager
 def _plain_compute(device: torch.device) -> Iterator[None]:
@@ -358,7 +329,7 @@ class LossModule(torch.nn.Module):
 def module_class(name: str) -> type[LossModule]:
     """The ``nn.Module`` class for catalog loss ``name`` (cross_entropy -> ``CrossEntropyLoss``)."""
     spec = losslab.spec(name)
-    cls_name = _class_name(spec.name)
+    cls_name = spec.module
 
     def __init__(self: LossModule, **options: Any) -> None:
         LossModule.__init__(self, spec.name, **options)

@@ -128,7 +128,9 @@ class LossSpec:
     ``example(rng, dtype, **options)`` returns NumPy arrays in argument order, valid for the given
     options: the catalog-wide tests and ``losslab gradcheck`` draw inputs from it.
     ``defaults`` are the options' defaults (``reduction`` included) and ``constraints`` what each
-    option accepts. ``rowwise`` losses (each sample's terms depend on its own row only) may be
+    option accepts. ``torch`` is the name of torch's functional equivalent (None when torch has
+    none) and ``module`` the name of the ``nn.Module`` class the adapters export (torch's own
+    spelling where torch has the loss, ``CamelCase + "Loss"`` otherwise). ``rowwise`` losses (each sample's terms depend on its own row only) may be
     evaluated in cache-sized blocks on several threads (``losses/_blocked.py``);
     ``mean_denominator(*inputs, **options)`` is then what ``reduction="mean"`` divides by, known
     before the blocks run (default: the number of items). ``couples_items`` says that an input
@@ -147,6 +149,7 @@ class LossSpec:
     target_kind: str | None = "real"
     layout: str = "elementwise"
     torch: str | None = None
+    module: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
     constraints: dict[str, Constraint] = field(default_factory=dict)
     reductions: tuple[str, ...] = REDUCTIONS
@@ -183,6 +186,7 @@ def register(
     options: dict[str, Constraint] | None = None,
     differentiable: tuple[str, ...] = ("input",),
     torch: str | None = None,
+    module: str | None = None,
     reductions: tuple[str, ...] = REDUCTIONS,
     rowwise: bool = False,
     mean_denominator: Callable[..., float] | None = None,
@@ -239,6 +243,7 @@ def register(
             target_kind=target_kind,
             layout=layout,
             torch=torch,
+            module=module or "".join(w[:1].upper() + w[1:] for w in name.split("_")) + "Loss",
             defaults=defaults,
             constraints={**constraints, "reduction": Choice(*reductions)},
             reductions=tuple(reductions),

@@ -111,6 +111,7 @@ def _scaled(items: Items, weight: Any) -> Items:
     formula="-w [y log p + (1 - y) log(1 - p)], logs clamped at -100",
     example=_prob_example,
     torch="binary_cross_entropy",
+    module="BCELoss",
 )
 def bce(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
     """Binary cross-entropy on probabilities: ``l_i = -w_i [y_i log p_i + (1 - y_i) log(1 - p_i)]``.
@@ -195,6 +196,7 @@ def _logit_bce(xp: Any, x: Any, y: Any, pos_weight: Any) -> Items:
     formula="w [pw y softplus(-x) + (1 - y) softplus(x)]",
     example=_logit_example,
     torch="binary_cross_entropy_with_logits",
+    module="BCEWithLogitsLoss",
 )
 def bce_with_logits(
     xp: Any, input: Any, target: Any, *, weight: Any = None, pos_weight: Any = None
@@ -346,6 +348,7 @@ class _FocalParts:
     formula="log(1 + exp(-y x)), y in {-1, +1}",
     example=_sign_example,
     torch="soft_margin_loss",
+    module="SoftMarginLoss",
 )
 def soft_margin(xp: Any, input: Any, target: Any) -> Items:
     """Two-class soft-margin (logistic) loss: ``l_i = log(1 + exp(-y_i x_i))``, y in {-1, +1}.
@@ -382,6 +385,7 @@ def soft_margin(xp: Any, input: Any, target: Any) -> Items:
     formula="mean_c w_c [y log(1 + exp(-x)) + (1 - y) log(1 + exp(x))]",
     example=_multilabel_example,
     torch="multilabel_soft_margin_loss",
+    module="MultiLabelSoftMarginLoss",
 )
 def multilabel_soft_margin(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
     """Multi-label one-versus-all logistic loss, one value per sample:

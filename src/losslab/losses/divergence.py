@@ -38,6 +38,7 @@ def _kl_example(rng: np.random.Generator, dtype: Any = "float64", **options: Any
     formula="y (log y - x)   (x = log-probabilities)",
     example=_kl_example,
     torch="kl_div",
+    module="KLDivLoss",
     reductions=("mean", "batchmean", "sum", "none"),
 )
 def kl_div(xp: Any, input: Any, target: Any, *, log_target: bool = False) -> Items:
@@ -116,6 +117,7 @@ def _js_example(rng: np.random.Generator, dtype: Any = "float64", **options: Any
     formula="1/2 KL(p || m) + 1/2 KL(q || m), p = softmax(x), m = (p + q)/2",
     example=_js_example,
     torch=None,
+    module="JSDivLoss",
 )
 def js_div(xp: Any, input: Any, target: Any, *, dim: int = -1) -> Items:
     """Jensen-Shannon divergence: ``JS(p, q) = 1/2 KL(p || m) + 1/2 KL(q || m)``, ``m = (p+q)/2``.

@@ -66,6 +66,7 @@ def _cosine_example(
     example=_cosine_example,
     differentiable=("input1", "input2"),
     torch="cosine_embedding_loss",
+    module="CosineEmbeddingLoss",
 )
 def cosine_embedding(
     xp: Any, input1: Any, input2: Any, target: Any, *, margin: float = 0.0
@@ -264,6 +265,7 @@ def _triplet_example(
     example=_triplet_example,
     differentiable=("anchor", "positive", "negative"),
     torch="triplet_margin_loss",
+    module="TripletMarginLoss",
 )
 def triplet_margin(
     xp: Any,

@@ -59,6 +59,7 @@ def _stirling(xp: Any, y: Any) -> Any:
     formula="mean(exp(input) - target * input)  (log_input=True)",
     example=_poisson_example,
     torch="poisson_nll_loss",
+    module="PoissonNLLLoss",
 )
 def poisson_nll(
     xp: Any, input: Any, target: Any, *, log_input: bool = True, full: bool = False,
@@ -154,6 +155,7 @@ def _var_view_shape(in_shape: tuple[int, ...], var_shape: tuple[int, ...]) -> tu
     example=_gaussian_example,
     differentiable=("input", "var"),
     torch="gaussian_nll_loss",
+    module="GaussianNLLLoss",
 )
 def gaussian_nll(
     xp: Any, input: Any, target: Any, var: Any, *, full: bool = False, eps: float = 1e-6

@@ -72,6 +72,7 @@ def _hinge_embedding_example(
     formula="x if y = 1; max(0, margin - x) if y = -1",
     example=_hinge_embedding_example,
     torch="hinge_embedding_loss",
+    module="HingeEmbeddingLoss",
 )
 def hinge_embedding(xp: Any, input: Any, target: Any, *, margin: float = 1.0) -> Items:
     """Hinge embedding loss: ``l_i = x_i`` if ``y_i = 1``, ``max(0, margin - x_i)`` if ``y_i = -1``.
@@ -200,6 +201,7 @@ def _ranking_example(
     example=_ranking_example,
     differentiable=("input1", "input2"),
     torch="margin_ranking_loss",
+    module="MarginRankingLoss",
 )
 def margin_ranking(
     xp: Any, input1: Any, input2: Any, target: Any, *, margin: float = 0.0
@@ -279,6 +281,7 @@ def _multi_margin_example(
     formula="sum_{i != y} w_y max(0, margin - x_y + x_i)^p / C",
     example=_multi_margin_example,
     torch="multi_margin_loss",
+    module="MultiMarginLoss",
 )
 def multi_margin(
     xp: Any,
@@ -383,6 +386,7 @@ def _multilabel_example(
     formula="sum_{j in targets} sum_{i not in targets} max(0, 1 - (x_j - x_i)) / C",
     example=_multilabel_example,
     torch="multilabel_margin_loss",
+    module="MultiLabelMarginLoss",
 )
 def multilabel_margin(xp: Any, input: Any, target: Any) -> Items:
     """Multi-label margin loss: ``l_n = sum_{j in Y_n, i not in Y_n} max(0, 1 - x_j + x_i) / C``.

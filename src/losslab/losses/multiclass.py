@@ -310,6 +310,7 @@ def _ce_probs(xp: Any, x: Any, t: Any, unbatched: bool, *, weight: Any, label_sm
     formula="-w_y log softmax(x)_y, label-smoothed, mean over sum of w_y",
     example=_index_example,
     torch="cross_entropy",
+    module="CrossEntropyLoss",
 )
 def cross_entropy(
     xp: Any,
@@ -441,6 +442,7 @@ def poly1(
     formula="-w_y input_y, mean over sum of w_y",
     example=_nll_example,
     torch="nll_loss",
+    module="NLLLoss",
 )
 def nll(
     xp: Any, input: Any, target: Any, *, weight: Any = None, ignore_index: int = -100

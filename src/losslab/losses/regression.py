@@ -86,6 +86,7 @@ def _weighted(xp: Any, input: Any, weight: Any, values: Any, grad: Any, hess: An
     formula="mean((input - target)^2)",
     example=pair_example,
     torch="mse_loss",
+    module="MSELoss",
 )
 def mse(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
     """Mean squared error: ``l_i = (x_i - y_i)^2``.
@@ -120,6 +121,7 @@ def mse(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
     formula="mean(|input - target|)",
     example=_abs_example,
     torch="l1_loss",
+    module="L1Loss",
 )
 def l1(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
     """Mean absolute error: ``l_i = |x_i - y_i|``.
@@ -163,6 +165,7 @@ def _huber_value(xp: Any, d: Any, delta: float) -> Any:
     formula="mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)), d = input - target",
     example=_huber_example,
     torch="huber_loss",
+    module="HuberLoss",
 )
 def huber(xp: Any, input: Any, target: Any, *, delta: float = 1.0, weight: Any = None) -> Items:
     """Huber loss: ``l_i = d_i^2 / 2`` if ``|d_i| < delta`` else ``delta (|d_i| - delta / 2)``.
@@ -199,6 +202,7 @@ def huber(xp: Any, input: Any, target: Any, *, delta: float = 1.0, weight: Any =
     formula="mean(0.5 d^2 / beta if |d| < beta else |d| - beta/2), d = input - target",
     example=_smooth_l1_example,
     torch="smooth_l1_loss",
+    module="SmoothL1Loss",
 )
 def smooth_l1(xp: Any, input: Any, target: Any, *, beta: float = 1.0) -> Items:
     """Smooth L1 loss: ``l_i = d_i^2 / (2 beta)`` if ``|d_i| < beta`` else ``|d_i| - beta / 2``.
