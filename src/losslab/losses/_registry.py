@@ -130,8 +130,9 @@ class LossSpec:
     ``defaults`` are the options' defaults (``reduction`` included) and ``constraints`` what each
     option accepts. ``torch`` is the name of torch's functional equivalent (None when torch has
     none) and ``module`` the name of the ``nn.Module`` class the adapters export (torch's own
-    spelling where torch has the loss, ``CamelCase + "Loss"`` otherwise). ``rowwise`` losses (each sample's terms depend on its own row only) may be
-    evaluated in cache-sized blocks on several threads (``losses/_blocked.py``);
+    spelling where torch has the loss, ``CamelCase + "Loss"`` otherwise). ``rowwise`` losses
+    (each sample's terms depend on its own row only) may be evaluated in cache-sized blocks on
+    several threads (``losses/_blocked.py``);
     ``mean_denominator(*inputs, **options)`` is then what ``reduction="mean"`` divides by, known
     before the blocks run (default: the number of items). ``couples_items`` says that an input
     element may feed several items (a key in InfoNCE is every query's negative), so a per-item
