@@ -7,9 +7,9 @@ Range test (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017;
 
 Suggested rate: fastai's "valley" rule, which is robust to the smoothing's lag: take the longest
 stretch over which the smoothed loss keeps falling (the longest decreasing subsequence), and
-suggest the rate two thirds of the way down it, well before the bottom where the raw loss may
-already be turning up. A suggestion in the first or last 5% of the steps says the best rate may
-lie beyond the range searched.
+suggest the rate half way along it (fastai: a third plus a sixth of its length), well before the
+bottom where the raw loss may already be turning up. A loss still falling at --lr-max (or a
+suggestion in the first 5% of the steps) says the best rate may lie beyond the range searched.
 
 Sweep: separate short runs (--sweep-epochs) from the same initialisation at log-spaced (grid) or
 log-uniform random rates; the best rate has the lowest final validation loss.
@@ -34,8 +34,8 @@ from losslab.cli.train import command_line, open_run, plots_on
 BETA = 0.98
 DIVERGE_FACTOR = 4.0
 EDGE = 0.05
-RULE = ("suggested rate = two thirds of the way down the longest stretch where the smoothed "
-        "loss keeps falling (fastai's 'valley' rule)")
+RULE = ("suggested rate = half way along the longest stretch where the smoothed loss keeps "
+        "falling (fastai's 'valley' rule)")
 
 
 def run(cfg: LrFindConfig, console: Console) -> int:
@@ -131,9 +131,13 @@ def _range_test(cfg: LrFindConfig, console: Console, data, plan, split) -> int:
                              f"(now {cfg.lr_min:g})", flag="--lr-min")
         k = valley(res["smoothed"])
         suggested = None if k is None else float(res["lr"][k])
-        at_edge = k is not None and (k < EDGE * steps or k > (1 - EDGE) * (len(res["lr"]) - 1)
-                                     and res["stopped"] == "reached --lr-max")
         i_min = int(np.argmin(res["smoothed"]))
+        n_run = len(res["lr"])
+        # Still falling when the range ran out, or a suggestion at its very start: the best
+        # rate may lie beyond the range searched.
+        low_edge = k is not None and k < EDGE * n_run
+        high_edge = res["stopped"] == "reached --lr-max" and i_min >= (1 - EDGE) * (n_run - 1)
+        at_edge = bool(low_edge or high_edge)
         summary = {
             "suggested_lr": suggested, "rule": RULE, "at_edge": at_edge,
             "min_loss_lr": res["lr"][i_min], "min_smoothed_loss": res["smoothed"][i_min],
@@ -142,9 +146,10 @@ def _range_test(cfg: LrFindConfig, console: Console, data, plan, split) -> int:
         }
         edge_note = ""
         if at_edge:
-            side = "--lr-min" if k < EDGE * steps else "--lr-max"
-            edge_note = (f"the suggestion lies at the edge of the range searched: the best rate "
-                         f"may lie beyond it; widen {side}")
+            edge_note = ("the loss was still falling at --lr-max: the best rate may lie beyond "
+                         "the range searched; raise --lr-max" if high_edge else
+                         "the suggestion lies at the start of the range: the best rate may lie "
+                         "below it; lower --lr-min")
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["step", "lr", "loss", "smoothed_loss"])
