@@ -11,11 +11,12 @@ import pytest
 import losslab
 from losslab.train import metrics as M
 from losslab.train.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from losslab.train.history import History
 from losslab.train.layers import Linear, Sequential, linear_model, mlp
 from losslab.train.optimizers import SGD, Adam
 from losslab.train.regularization import L2
 from losslab.train.schedules import ReduceOnPlateau, StepLR
-from losslab.train.trainer import History, NonFiniteError, Trainer
+from losslab.train.trainer import NonFiniteError, Trainer
 
 
 def _regression(n=64, d=3, seed=0, dtype="float32"):

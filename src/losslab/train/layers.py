@@ -94,6 +94,70 @@ class Layer:
         """The constructor arguments as JSON-able values (for saving a model without pickle)."""
         return {"type": type(self).__name__}
 
+    # -- state: parameters and the dropout masks' random streams ------------------------------
+
+    def load_parameters(self, params: dict[str, Any]) -> None:
+        """Copy ``params`` into the layer's arrays in place (names and shapes checked)."""
+        own = self.parameters()
+        missing = sorted(set(own) - set(params))
+        extra = sorted(set(params) - set(own))
+        if missing or extra:
+            raise ValueError(
+                f"params must have the model's names; missing {missing}, unexpected {extra}."
+            )
+        for k, a in own.items():
+            v = np.asarray(params[k])
+            if v.shape != a.shape:
+                raise ValueError(f"params[{k!r}] must have shape {a.shape}; got {v.shape}.")
+        for k, a in own.items():
+            a[...] = params[k]
+
+    def dropouts(self) -> list[Dropout]:
+        """Every Dropout layer in this one (nested ones included), in order."""
+        return []
+
+    def set_rng(self, rng: np.random.Generator | int | None) -> None:
+        """Give every Dropout its own generator, seeded in order from ``rng`` (or a seed)."""
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        for d in self.dropouts():
+            d.rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+
+    def rng_states(self) -> list[dict[str, Any]]:
+        """The Dropout generators' states (``bit_generator.state`` dicts: str and int values)."""
+        return [d.rng.bit_generator.state for d in self.dropouts()]
+
+    def set_rng_states(self, states: list[dict[str, Any]]) -> None:
+        drops = self.dropouts()
+        if len(states) != len(drops):
+            raise ValueError(f"states must hold {len(drops)} generator states; got {len(states)}.")
+        for d, s in zip(drops, states):
+            d.rng.bit_generator.state = s
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"params": {name: copy}, "rng": [dropout generator states]}``: what continuing
+        exactly needs (the architecture is ``config()``)."""
+        return {
+            "params": {k: v.copy() for k, v in self.parameters().items()},
+            "rng": self.rng_states(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` in place; names, shapes and dtypes must match."""
+        own = self.parameters()
+        for k, v in state["params"].items():
+            if k in own and np.asarray(v).dtype != own[k].dtype:
+                raise ValueError(
+                    f"state's parameter {k!r} is {np.asarray(v).dtype}; the model's is "
+                    f"{own[k].dtype}."
+                )
+        if len(state["rng"]) != len(self.dropouts()):
+            raise ValueError(
+                f"state holds {len(state['rng'])} dropout generator states; the model has "
+                f"{len(self.dropouts())} Dropout layers: not the same architecture."
+            )
+        self.load_parameters(state["params"])
+        self.set_rng_states(state["rng"])
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
         return f"{type(self).__name__}({args})"
@@ -377,6 +441,9 @@ class Dropout(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out if self.mask is None else grad_out * self.mask
 
+    def dropouts(self) -> list[Dropout]:
+        return [self]
+
     def config(self) -> dict[str, Any]:
         return {"type": "Dropout", "p": self.p}
 
@@ -417,21 +484,6 @@ class Sequential(Layer):
     def gradients(self) -> dict[str, np.ndarray]:
         return {f"{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.gradients().items()}
 
-    def load_parameters(self, params: dict[str, Any]) -> None:
-        """Copy ``params`` into the model's arrays in place (names, shapes checked)."""
-        own = self.parameters()
-        missing = sorted(set(own) - set(params))
-        extra = sorted(set(params) - set(own))
-        if missing or extra:
-            raise ValueError(
-                f"params must have the model's names; missing {missing}, unexpected {extra}."
-            )
-        for k, a in own.items():
-            v = np.asarray(params[k])
-            if v.shape != a.shape:
-                raise ValueError(f"params[{k!r}] must have shape {a.shape}; got {v.shape}.")
-            a[...] = v
-
     def zero_grad(self) -> None:
         for layer in self.layers:
             layer.zero_grad()
@@ -443,31 +495,7 @@ class Sequential(Layer):
         return self
 
     def dropouts(self) -> list[Dropout]:
-        """Every Dropout layer, nested ones included, in order."""
-        out: list[Dropout] = []
-        for layer in self.layers:
-            if isinstance(layer, Dropout):
-                out.append(layer)
-            elif isinstance(layer, Sequential):
-                out.extend(layer.dropouts())
-        return out
-
-    def set_rng(self, rng: np.random.Generator | int | None) -> None:
-        """Give every Dropout its own generator, seeded in order from ``rng`` (or a seed)."""
-        rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-        for d in self.dropouts():
-            d.rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
-
-    def rng_states(self) -> list[dict[str, Any]]:
-        """The Dropout generators' states (``bit_generator.state`` dicts: str and int values)."""
-        return [d.rng.bit_generator.state for d in self.dropouts()]
-
-    def set_rng_states(self, states: list[dict[str, Any]]) -> None:
-        drops = self.dropouts()
-        if len(states) != len(drops):
-            raise ValueError(f"states must hold {len(drops)} generator states; got {len(states)}.")
-        for d, s in zip(drops, states):
-            d.rng.bit_generator.state = s
+        return [d for layer in self.layers for d in layer.dropouts()]
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -585,6 +613,3 @@ def linear_model(
     """``Sequential(Linear(in_features, out_features))``: linear regression / logits model."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return Sequential(Linear(in_features, out_features, init=init, dtype=dtype, rng=rng))
-
-
-# --------------------------------------------------------------------------------------------

@@ -43,16 +43,17 @@ Conventions:
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 import losslab
-from losslab.train.callbacks import Callback
+from losslab.train.callbacks import Callback, callback_states, load_callback_states
+from losslab.train.checkpoint import read_checkpoint, save_checkpoint
+from losslab.train.history import History
 from losslab.train.metrics import (
     CLASSIFICATION_METRICS,
     METRICS,
@@ -60,7 +61,7 @@ from losslab.train.metrics import (
     StreamingMetric,
 )
 
-__all__ = ["Trainer", "History", "NonFiniteError", "TASKS", "seed_streams"]
+__all__ = ["Trainer", "NonFiniteError", "TASKS", "seed_streams"]
 
 TASKS = ("regression", "classification", "binary")
 
@@ -90,70 +91,6 @@ def seed_streams(seed: int | None) -> dict[str, np.random.Generator]:
         "shuffle": np.random.default_rng(shuffle),
         "dropout": np.random.default_rng(dropout),
     }
-
-
-class History:
-    """Per-epoch records: ``history["loss"][e]`` is the value after epoch ``epochs[e]``.
-
-    Keys: ``loss``, ``val_loss``, ``lr``, metric names and ``val_<metric>``,
-    ``grad_norm/<param>``, ``reg_loss`` (with a regulariser). Every list has one entry per epoch
-    (NaN where a value was not measured that epoch).
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-        self.epochs: list[int] = []
-
-    def append(self, epoch: int, logs: dict[str, float]) -> None:
-        n = len(self.epochs)
-        for k, v in logs.items():
-            if k not in self.history:
-                self.history[k] = [math.nan] * n
-            self.history[k].append(float(v))
-        for col in self.history.values():
-            if len(col) == n:
-                col.append(math.nan)
-        self.epochs.append(int(epoch))
-
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.history
-
-    def __len__(self) -> int:
-        return len(self.epochs)
-
-    def keys(self) -> Iterable[str]:
-        return self.history.keys()
-
-    def last(self) -> dict[str, float]:
-        return {k: v[-1] for k, v in self.history.items()} if self.epochs else {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "epochs": list(self.epochs),
-            "history": {k: list(v) for k, v in self.history.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> History:
-        h = cls()
-        h.epochs = [int(e) for e in d.get("epochs", [])]
-        h.history = {k: [float(x) for x in v] for k, v in d.get("history", {}).items()}
-        return h
-
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """One row per epoch, columns ``epoch`` then the keys in insertion order."""
-        keys = list(self.history)
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["epoch", *keys])
-            for i, e in enumerate(self.epochs):
-                w.writerow([e, *(repr(self.history[k][i]) for k in keys)])
-
-    def __repr__(self) -> str:
-        return f"History(epochs={len(self)}, keys={list(self.history)})"
 
 
 def _positive(value: Any, name: str) -> float:
@@ -528,16 +465,22 @@ class Trainer:
             n = len(X)
         else:
             Xv = yv = None
-        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-            from losslab.train.checkpoint import load_checkpoint
-
-            self.callbacks = list(callbacks)
-            load_checkpoint(self, checkpoint_path)
+        resume_state = None
+        if resume:
+            if checkpoint_path is None:
+                raise ValueError("resume=True needs checkpoint_path (the file to resume from).")
+            if os.path.exists(checkpoint_path):
+                resume_state = read_checkpoint(checkpoint_path)["trainer"]
+        self.callbacks = list(callbacks)
+        self.stop_training = False
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        if resume_state is not None:
+            # After on_train_begin, which starts callbacks afresh: the saved state wins.
+            self.load_state_dict(resume_state)
             target = epochs
         else:
             target = self.epoch + epochs
-        self.callbacks = list(callbacks)
-        self.stop_training = False
         metric_names = self._metric_list()
         streaming = [StreamingMetric(m) for m in metric_names if m in StreamingMetric.SUPPORTED]
         param_names = list(self.model.parameters())
@@ -548,8 +491,6 @@ class Trainer:
         xbuf = np.empty((rows, *X.shape[1:]), X.dtype) if shuffle else None
         ybuf = np.empty((rows, *y.shape[1:]), y.dtype) if shuffle else None
         labels_checked = self.task == "classification"
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
         for epoch in range(self.epoch, target):
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
@@ -610,8 +551,6 @@ class Trainer:
                 cb.on_epoch_end(self, epoch, logs)
             last = self.stop_training or epoch + 1 == target
             if checkpoint_path is not None and (last or (epoch + 1) % checkpoint_every == 0):
-                from losslab.train.checkpoint import save_checkpoint
-
                 save_checkpoint(self, checkpoint_path)
             if self.stop_training:
                 break
@@ -619,6 +558,83 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
+
+    # -- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact continuation needs, composed of the parts' own state (copies):
+
+        ``epoch``, ``task``, ``targets_1d``, ``dtype``, ``model`` (``Layer.state_dict``:
+        parameters and dropout streams), ``optimizer``, ``schedule`` (None without one), ``rng``
+        (the initialisation and shuffling generators), ``history`` and ``callbacks`` (the
+        stateful callbacks of the current or last ``fit``, by ``state_key``). Values are arrays,
+        str/int/float/bool/None, lists and dicts: ``losslab.train.checkpoint`` writes them
+        without pickle.
+        """
+        return {
+            "epoch": self.epoch,
+            "task": self.task,
+            "targets_1d": self._y_1d,
+            "dtype": str(self.dtype),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "rng": {
+                "init": self.init_rng.bit_generator.state,
+                "shuffle": self.shuffle_rng.bit_generator.state,
+            },
+            "history": self.history.state_dict(),
+            "callbacks": callback_states(self.callbacks),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` into this trainer: same architecture, dtype, optimizer and
+        schedule types (checked before anything changes). Callbacks' states go to the callbacks
+        in ``self.callbacks`` with the same ``state_key``."""
+        if state["dtype"] != str(self.dtype):
+            raise ValueError(
+                f"state is for dtype {state['dtype']}; this trainer's is {self.dtype}."
+            )
+        own = self.model.parameters()
+        saved = state["model"]["params"]
+        if set(own) != set(saved):
+            raise ValueError(
+                f"state has parameters {sorted(saved)}, the model has {sorted(own)}: not the "
+                "same architecture."
+            )
+        for k, a in own.items():
+            if np.shape(saved[k]) != a.shape:
+                raise ValueError(
+                    f"state's parameter {k!r} has shape {np.shape(saved[k])}; the model's is "
+                    f"{a.shape}."
+                )
+        kind = state["optimizer"].get("optimizer")
+        if kind != type(self.optimizer).__name__:
+            raise ValueError(
+                f"state is for optimizer {kind!r}, not {type(self.optimizer).__name__!r}."
+            )
+        if (state["schedule"] is None) != (self.schedule is None):
+            has = "has a schedule" if state["schedule"] is not None else "has no schedule"
+            mine = "none" if self.schedule is None else repr(self.schedule)
+            raise ValueError(f"state {has}; this trainer's schedule is {mine}.")
+        if self.schedule is not None and state["schedule"]["schedule"] != type(
+            self.schedule
+        ).__name__:
+            raise ValueError(
+                f"state is for schedule {state['schedule']['schedule']!r}, not "
+                f"{type(self.schedule).__name__!r}."
+            )
+        self.model.load_state_dict(state["model"])  # checks dtypes and dropouts, then copies
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.init_rng.bit_generator.state = state["rng"]["init"]
+        self.shuffle_rng.bit_generator.state = state["rng"]["shuffle"]
+        self.epoch = int(state["epoch"])
+        self.task = state["task"]
+        self._y_1d = bool(state.get("targets_1d", True))
+        self.history.load_state_dict(state["history"])
+        load_callback_states(self.callbacks, state["callbacks"])
 
     # -- inference --------------------------------------------------------------------------
 
