@@ -474,3 +474,32 @@ def test_resume_needs_a_checkpoint_path():
     t = Trainer(mlp([4, 8, 3], seed=0), "cross_entropy", "adam")
     with pytest.raises(ValueError, match="checkpoint_path"):
         t.fit(np.zeros((4, 4)), np.arange(4) % 3, resume=True)
+
+
+def test_resume_with_a_per_batch_schedule_is_exact(tmp_path):
+    from losslab.train.schedules import OneCycle
+
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
+    y = np.arange(40) % 3
+
+    def make():
+        return Trainer(mlp([4, 16, 3], seed=2), "cross_entropy", "adam", seed=2,
+                       schedule=OneCycle(0.05, total_steps=6 * 5, interval="batch"))
+
+    ref = make()
+    ref.fit(X, y, epochs=6, batch_size=8)
+
+    class Crash(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    t = make()
+    with pytest.raises(KeyboardInterrupt):
+        t.fit(X, y, epochs=6, batch_size=8, callbacks=[Crash()], checkpoint_path=tmp_path / "c")
+    resumed = make()
+    resumed.fit(X, y, epochs=6, batch_size=8, checkpoint_path=tmp_path / "c", resume=True)
+    assert resumed.schedule.last_step == ref.schedule.last_step == 30
+    for k, v in ref.model.parameters().items():
+        np.testing.assert_array_equal(resumed.model.parameters()[k], v, err_msg=k)
+    assert resumed.history.history == ref.history.history

@@ -28,9 +28,12 @@ Conventions:
 - ``history["grad_norm/<param>"]`` is the mean over the epoch's batches of the L2 norm of that
   parameter's gradient (after the regularisation gradient, before clipping): vanishing or
   exploding gradients show up here per layer.
-- Schedules step once per epoch: ``lr <- schedule.step(metric)`` with metric = ``val_loss`` when
-  there is validation data and ``loss`` otherwise (only ReduceOnPlateau reads it).
-  ``history["lr"]`` is the rate used during the epoch.
+- A schedule with ``interval="epoch"`` (the default) steps once per epoch:
+  ``lr <- schedule.step(metric)`` with metric = ``val_loss`` when there is validation data and
+  ``loss`` otherwise (only ReduceOnPlateau reads it). One with ``interval="batch"`` steps after
+  every optimizer step (after the batch's callbacks), as torch's ``OneCycleLR`` loop does.
+  ``history["lr"]`` is the rate the epoch's first batch used; each batch's rate is ``"lr"`` in
+  the logs ``on_batch_end`` receives. ``train_step`` never steps the schedule.
 - ``validation_split`` holds out the *last* fraction of the samples, before shuffling (Keras).
 - One ``seed`` fixes everything random: ``SeedSequence(seed).spawn(3)`` gives independent
   streams for initialisation (``trainer.init_rng``, or ``seed_streams(seed)["init"]`` to pass as
@@ -491,6 +494,8 @@ class Trainer:
         xbuf = np.empty((rows, *X.shape[1:]), X.dtype) if shuffle else None
         ybuf = np.empty((rows, *y.shape[1:]), y.dtype) if shuffle else None
         labels_checked = self.task == "classification"
+        schedule = self.schedule
+        per_batch = schedule is not None and schedule.interval == "batch"
         for epoch in range(self.epoch, target):
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
@@ -517,6 +522,7 @@ class Trainer:
                         # write straight into the buffer; "raise" would go through a temporary.
                         xb = np.take(X, idx, axis=0, out=xbuf[: len(idx)], mode="clip")
                         yb = np.take(y, idx, axis=0, out=ybuf[: len(idx)], mode="clip")
+                    lr_batch = self.optimizer.lr
                     value, penalty, out = self._step(xb, yb, epoch, b, norms)
                     total += value * len(xb)
                     reg_total += penalty * len(xb)
@@ -524,9 +530,11 @@ class Trainer:
                         m.update(yb, self._metric_input(out))
                     n_batches += 1
                     if self.callbacks:
-                        batch_logs = {"loss": value, "size": float(len(xb))}
+                        batch_logs = {"loss": value, "size": float(len(xb)), "lr": lr_batch}
                         for cb in self.callbacks:
                             cb.on_batch_end(self, epoch, b, batch_logs)
+                    if per_batch:
+                        self.optimizer.lr = float(schedule.step())
             logs: dict[str, float] = {"loss": total / n}
             if self.regularizer is not None:
                 logs["reg_loss"] = reg_total / n
@@ -539,9 +547,9 @@ class Trainer:
             for k in param_names:
                 logs["grad_norm/" + k] = norms[k] / n_batches
             self.epoch = epoch + 1
-            if self.schedule is not None:
+            if schedule is not None and not per_batch:
                 metric = logs.get("val_loss", logs["loss"])
-                self.optimizer.lr = float(self.schedule.step(metric))
+                self.optimizer.lr = float(schedule.step(metric))
             self.history.append(epoch, logs)
             if verbose:
                 shown = {k: v for k, v in logs.items() if not k.startswith("grad_norm/")}
