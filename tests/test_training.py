@@ -128,6 +128,23 @@ def test_stop_training_from_callback():
     assert len(t.fit(X, y, epochs=10, callbacks=[StopAt()])) == 3
 
 
+def test_stop_training_in_mid_epoch_ends_the_epoch_after_that_batch():
+    X, y = _regression(n=40, dtype="float64")
+    losses = []
+
+    class StopAtBatch(Callback):
+        def on_batch_end(self, trainer, epoch, batch, logs):
+            losses.append(logs["loss"])
+            if epoch == 1 and batch == 1:
+                trainer.stop_training = True
+
+    t = Trainer(linear_model(3, dtype="float64", seed=0), "mse", "sgd", lr=0.01)
+    h = t.fit(X, y, epochs=5, batch_size=10, shuffle=False, callbacks=[StopAtBatch()])
+    assert len(h) == 2 and t.epoch == 2 and len(losses) == 4 + 2
+    # the stopped epoch's loss averages the batches it ran
+    assert h["loss"][1] == pytest.approx(np.mean(losses[4:]), rel=1e-12)
+
+
 # -- early stopping ----------------------------------------------------------------------------
 
 

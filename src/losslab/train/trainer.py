@@ -34,6 +34,9 @@ Conventions:
   every optimizer step (after the batch's callbacks), as torch's ``OneCycleLR`` loop does.
   ``history["lr"]`` is the rate the epoch's first batch used; each batch's rate is ``"lr"`` in
   the logs ``on_batch_end`` receives. ``train_step`` never steps the schedule.
+- A callback stops training by setting ``trainer.stop_training = True``: in ``on_batch_end`` the
+  epoch ends after that batch (its logs average the batches run), in ``on_epoch_end`` after the
+  epoch; either way the epoch's end (history, callbacks, checkpoint) still happens (Keras).
 - ``validation_split`` holds out the *last* fraction of the samples, before shuffling (Keras).
 - One ``seed`` fixes everything random: ``SeedSequence(seed).spawn(3)`` gives independent
   streams for initialisation (``trainer.init_rng``, or ``seed_streams(seed)["init"]`` to pass as
@@ -507,7 +510,7 @@ class Trainer:
             norms = dict.fromkeys(param_names, 0.0)
             for m in streaming:
                 m.reset()
-            n_batches = 0
+            n_batches = n_seen = 0
             # Labels were range-checked up front: skip the loss's per-batch value checks.
             # Overflow is reported by the NonFiniteError guard, not by NumPy warnings.
             with losslab.value_checks(not labels_checked), np.errstate(
@@ -535,9 +538,12 @@ class Trainer:
                             cb.on_batch_end(self, epoch, b, batch_logs)
                     if per_batch:
                         self.optimizer.lr = float(schedule.step())
-            logs: dict[str, float] = {"loss": total / n}
+                    n_seen += len(xb)
+                    if self.stop_training:  # a callback stopped training in mid-epoch
+                        break
+            logs: dict[str, float] = {"loss": total / n_seen}
             if self.regularizer is not None:
-                logs["reg_loss"] = reg_total / n
+                logs["reg_loss"] = reg_total / n_seen
             for m in streaming:
                 logs[m.name] = m.result()
             if Xv is not None:
