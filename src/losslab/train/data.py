@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from losslab.losses._validation import suggest
+
 __all__ = [
     "Dataset",
     "DATASETS",
@@ -136,8 +138,6 @@ DATASETS: dict[str, Callable[[int], Dataset]] = {
 
 def load_dataset(name: str, seed: int = 0) -> Dataset:
     """The data set called ``name`` (see ``DATASETS``); ``seed`` matters for generated ones."""
-    from losslab.losses._validation import suggest
-
     if name not in DATASETS:
         raise ValueError(
             f"unknown data set {name!r}." + suggest(str(name), DATASETS)

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 import losslab
+from losslab.losses._primitives import sigmoid
 from losslab.train.callbacks import Callback, callback_states, load_callback_states
 from losslab.train.checkpoint import read_checkpoint, save_checkpoint
 from losslab.train.history import History
@@ -65,7 +66,11 @@ from losslab.train.metrics import (
     METRICS,
     REGRESSION_METRICS,
     StreamingMetric,
+    get_metric,
 )
+from losslab.train.optimizers import Optimizer, make_optimizer
+from losslab.train.regularization import clip_grad_norm, clip_grad_value
+from losslab.train.schedules import Schedule, make_schedule
 
 __all__ = ["Trainer", "NonFiniteError", "TASKS", "seed_streams"]
 
@@ -125,8 +130,6 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    from losslab.losses._primitives import sigmoid
-
     return sigmoid(np, z)
 
 
@@ -167,9 +170,6 @@ class Trainer:
         seed: int | None = 0,
         dtype: Any = None,
     ) -> None:
-        from losslab.train.optimizers import Optimizer, make_optimizer
-        from losslab.train.schedules import Schedule, make_schedule
-
         if not (hasattr(model, "forward") and hasattr(model, "parameters")):
             raise TypeError(f"model must be a losslab Layer; got {type(model).__name__}.")
         self.model = model
@@ -210,8 +210,6 @@ class Trainer:
         self._metric_names = None if metrics is None else [str(m) for m in metrics]
         for m in self._metric_names or ():
             if m not in METRICS:
-                from losslab.train.metrics import get_metric
-
                 get_metric(m)  # raises with the closest names
         params = model.parameters()
         model_dtype = next(iter(params.values())).dtype if params else np.dtype(np.float32)
@@ -401,8 +399,6 @@ class Trainer:
                     np.linalg.norm(gk.astype(np.float64))
                 )
         if self.clip_norm is not None or self.clip_value is not None:
-            from losslab.train.regularization import clip_grad_norm, clip_grad_value
-
             if self.clip_value is not None:
                 clip_grad_value(grads, self.clip_value)
             if self.clip_norm is not None:
