@@ -16,6 +16,7 @@ Every backward pass here is checked against central finite differences and torch
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = [
     "mlp",
     "linear_model",
     "layer_from_config",
+    "eval_mode",
     "ACTIVATIONS",
     "INITS",
 ]
@@ -89,6 +91,10 @@ class Layer:
 
     def eval(self) -> Layer:
         return self.train(False)
+
+    def input_features(self) -> int | None:
+        """The width of the input this layer expects (None when any width goes)."""
+        return None
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments as JSON-able values (for saving a model without pickle)."""
@@ -264,6 +270,9 @@ class Linear(Layer):
         if not input_grad:
             return None
         return grad_out @ self.weight
+
+    def input_features(self) -> int | None:
+        return self.in_features
 
     def parameters(self) -> dict[str, np.ndarray]:
         p = {"weight": self.weight}
@@ -497,6 +506,10 @@ class Sequential(Layer):
     def dropouts(self) -> list[Dropout]:
         return [d for layer in self.layers for d in layer.dropouts()]
 
+    def input_features(self) -> int | None:
+        """The first layer's that knows one (activations and dropout take any width)."""
+        return next((w for w in (la.input_features() for la in self.layers) if w is not None), None)
+
     def __len__(self) -> int:
         return len(self.layers)
 
@@ -613,3 +626,15 @@ def linear_model(
     """``Sequential(Linear(in_features, out_features))``: linear regression / logits model."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return Sequential(Linear(in_features, out_features, init=init, dtype=dtype, rng=rng))
+
+
+@contextlib.contextmanager
+def eval_mode(model: Layer) -> Iterator[Layer]:
+    """``with eval_mode(model):`` the model in evaluation mode (dropout off); its previous mode
+    comes back afterwards, also after an error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -42,9 +42,15 @@ Conventions:
   streams for initialisation (``trainer.init_rng``, or ``seed_streams(seed)["init"]`` to pass as
   ``mlp(..., seed=<that generator>)``), shuffling and the dropout masks (the Trainer reseeds the
   model's Dropout layers). A model built with ``mlp(..., seed=seed)`` is reproducible as well.
-- Task: ``"classification"`` when the loss is a multiclass one (cross_entropy, nll, poly1,
-  multi_margin, ...) and ``y`` holds integer labels; ``"binary"`` for binary losses on logits
-  (bce_with_logits, ...) with 0/1 targets; ``"regression"`` otherwise. Pass ``task=`` to force.
+- Task, read from the loss's declared facts (``losslab.spec(name)``): ``"classification"``
+  when its layout is ``class_axis`` with class targets and ``y`` is 1-D (cross_entropy, nll,
+  poly1, multi_margin, ...); ``"binary"`` for an ``elementwise`` loss on ``logits`` and a model
+  with one output (bce_with_logits, focal), 0/1 targets; ``"regression"`` otherwise. Pass
+  ``task=`` to force.
+- Probabilities (``predict_proba``, the ``log_loss`` and ``calibration_error`` metrics) are read
+  from the outputs by the loss's input kind (``losslab.train.outputs``). A loss on scores
+  (hinge, multi_margin, ...) gives none: ``predict_proba`` raises, and those metrics are
+  recorded as NaN ("not measured").
 """
 
 from __future__ import annotations
@@ -57,10 +63,11 @@ from typing import Any
 import numpy as np
 
 import losslab
-from losslab.losses._primitives import sigmoid
+from losslab.losses._registry import Loss
 from losslab.train.callbacks import Callback, callback_states, load_callback_states
 from losslab.train.checkpoint import read_checkpoint, save_checkpoint
 from losslab.train.history import History
+from losslab.train.layers import Layer, Linear, Sequential, eval_mode
 from losslab.train.metrics import (
     CLASSIFICATION_METRICS,
     METRICS,
@@ -69,16 +76,18 @@ from losslab.train.metrics import (
     get_metric,
 )
 from losslab.train.optimizers import Optimizer, make_optimizer
-from losslab.train.regularization import clip_grad_norm, clip_grad_value
+from losslab.train.outputs import (
+    class_probabilities,
+    has_probabilities,
+    predicted_labels,
+)
+from losslab.train.regularization import Regularizer, clip_grad_norm, clip_grad_value
 from losslab.train.schedules import Schedule, make_schedule
 
 __all__ = ["Trainer", "NonFiniteError", "TASKS", "seed_streams"]
 
 TASKS = ("regression", "classification", "binary")
 
-# Losses whose input is per-class scores (logits) and whose target is a class index.
-_MULTICLASS_TASKS = ("multiclass", "classification")
-# Binary losses on logits with 0/1 targets (for which sigmoid(output) is a probability).
 
 
 class NonFiniteError(ValueError):
@@ -123,16 +132,6 @@ def _find_nonfinite(a: np.ndarray) -> str:
     return f" (first at index {tuple(int(i) for i in bad[0])})" if len(bad) else ""
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    e /= e.sum(axis=1, keepdims=True)
-    return e
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return sigmoid(np, z)
-
-
 class Trainer:
     """Fits ``model`` by minimising ``loss`` with ``optimizer``; see the module docstring.
 
@@ -170,12 +169,13 @@ class Trainer:
         seed: int | None = 0,
         dtype: Any = None,
     ) -> None:
-        if not (hasattr(model, "forward") and hasattr(model, "parameters")):
+        if not isinstance(model, Layer):
             raise TypeError(f"model must be a losslab Layer; got {type(model).__name__}.")
         self.model = model
-        self.loss = losslab.get(loss) if isinstance(loss, str) else loss
-        if not hasattr(self.loss, "value_and_grad"):
+        loss = losslab.get(loss) if isinstance(loss, str) else loss
+        if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a catalog name or a losslab.Loss; got {loss!r}.")
+        self.loss = loss
         if lr is not None:
             lr = _positive(lr, "lr")
         if isinstance(optimizer, str):
@@ -194,9 +194,7 @@ class Trainer:
         self.schedule = schedule
         if schedule is not None:
             self.optimizer.lr = float(schedule.lr)
-        if regularizer is not None and not (
-            hasattr(regularizer, "value") and hasattr(regularizer, "grad")
-        ):
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise TypeError(
                 "regularizer must be None or a Regularizer (L1, L2, ElasticNet); "
                 f"got {regularizer!r}."
@@ -231,8 +229,7 @@ class Trainer:
         streams = seed_streams(seed)
         self.init_rng = streams["init"]
         self.shuffle_rng = streams["shuffle"]
-        if hasattr(model, "set_rng"):
-            model.set_rng(streams["dropout"])
+        model.set_rng(streams["dropout"])
         self.history = History()
         self.stop_training = False
         self.epoch = 0
@@ -248,35 +245,26 @@ class Trainer:
 
     @property
     def in_features(self) -> int | None:
-        """Input width from the first parameterised layer's weight (None if unknown)."""
-        layers = list(self.model) if hasattr(self.model, "__iter__") else [self.model]
-        for layer in layers:
-            w = layer.parameters().get("weight") if hasattr(layer, "parameters") else None
-            if w is None and hasattr(layer, "parameters"):
-                w = next((v for k, v in layer.parameters().items() if k.endswith("weight")), None)
-            if w is not None and w.ndim == 2:
-                return int(w.shape[1])
-        return None
+        """Input width from the first parameterised layer (None if unknown)."""
+        return self.model.input_features()
 
     @property
     def n_outputs(self) -> int:
         """Output width, found once by a forward pass of one zero sample in eval mode."""
         if self._n_outputs is None:
             d = self.in_features or 1
-            with _eval_mode(self.model):
+            with eval_mode(self.model):
                 out = self.model.forward(np.zeros((1, d), dtype=self.dtype))
             self._n_outputs = int(out.shape[-1]) if out.ndim > 1 else 1
         return self._n_outputs
 
     def _infer_task(self, y: np.ndarray) -> str:
-        spec = getattr(self.loss, "spec", None)
-        family = getattr(spec, "task", "")
-        if family in _MULTICLASS_TASKS and y.ndim == 1:
+        spec = self.loss.spec
+        if spec.layout == "class_axis" and spec.target_kind in ("class", "class_index") and (
+            y.ndim == 1
+        ):
             return "classification"  # non-integer labels are then rejected by _check_y
-        binary_logits = getattr(spec, "input_kind", "") == "logits" and getattr(
-            spec, "layout", ""
-        ) == "elementwise"
-        if binary_logits and self.n_outputs == 1:
+        if spec.input_kind == "logits" and spec.layout == "elementwise" and self.n_outputs == 1:
             return "binary"
         return "regression"
 
@@ -377,17 +365,13 @@ class Trainer:
         loss_value = float(value)
         if not math.isfinite(loss_value):
             raise NonFiniteError("loss", epoch, batch, loss_value)
-        try:
-            model.backward(g, input_grad=False)
-        except TypeError:  # a custom layer without the input_grad switch
+        if isinstance(model, (Sequential, Linear)):
+            model.backward(g, input_grad=False)  # the data need no gradient
+        else:
             model.backward(g)
         params = model.parameters()
         grads = model.gradients()
-        penalty = 0.0
-        if self.regularizer is not None:
-            penalty = float(self.regularizer.value(params))
-            for k, gk in self.regularizer.grad(params).items():
-                grads[k] += gk
+        penalty = 0.0 if self.regularizer is None else self.regularizer.add_grad(params, grads)
         for k, gk in grads.items():
             flat = gk.reshape(-1)
             sq = float(np.dot(flat, flat))
@@ -649,9 +633,10 @@ class Trainer:
     # -- inference --------------------------------------------------------------------------
 
     def _metric_input(self, out: np.ndarray) -> np.ndarray:
-        """Model outputs in the form the accuracy metric reads (labels for binary logits)."""
+        """Model outputs in the form the accuracy metric reads (labels for binary outputs; the
+        metric takes the argmax of class scores itself)."""
         if self.task == "binary":
-            return (out.reshape(len(out)) > 0).astype(np.int64)
+            return predicted_labels(out, self.loss.spec)
         return out
 
     def forward(self, X: Any) -> np.ndarray:
@@ -659,7 +644,7 @@ class Trainer:
         return self._forward_eval(self._check_X(X))
 
     def _forward_eval(self, X: np.ndarray) -> np.ndarray:
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             return self.model.forward(X)
 
     def _evaluate_arrays(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
@@ -668,8 +653,12 @@ class Trainer:
         proba = None
         for name in names:
             if name in ("log_loss", "calibration_error"):
+                self._require_classification("the log_loss and calibration_error metrics")
+                if not has_probabilities(self.loss.spec):
+                    result[name] = math.nan  # the outputs are scores: no probabilities to judge
+                    continue
                 if proba is None:
-                    proba = self._proba_from_output(out)
+                    proba = class_probabilities(out, self.loss.spec)
                 result[name] = METRICS[name](y, proba)
             elif name == "accuracy":
                 result[name] = METRICS[name](y, self._metric_input(out))
@@ -690,28 +679,24 @@ class Trainer:
         if self.task == "classification":
             return np.argmax(out, axis=1)
         if self.task == "binary":
-            return (out.reshape(len(out)) > 0).astype(np.int64)
+            return predicted_labels(out, self.loss.spec)
         if out.ndim == 2 and out.shape[1] == 1 and self._y_1d:
             return out[:, 0]
         return out
 
-    def _proba_from_output(self, out: np.ndarray) -> np.ndarray:
-        if self.task == "classification":
-            return _softmax(out)
-        if self.task == "binary":
-            p = _sigmoid(out.reshape(len(out)))
-            return np.stack([1 - p, p], axis=1)
-        raise ValueError(
-            f"predict_proba needs a classification task; this trainer's task is {self.task!r}."
-        )
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n, n_classes): softmax of the logits (sigmoid for binary)."""
+    def _require_classification(self, what: str) -> None:
         if self.task not in ("classification", "binary"):
             raise ValueError(
-                f"predict_proba needs a classification task; this trainer's task is {self.task!r}."
+                f"{what} need a classification task; this trainer's task is {self.task!r}."
             )
-        return self._proba_from_output(self._forward_eval(self._check_X(X)))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), read from the outputs by the loss's input
+        kind (``losslab.train.outputs``): softmax of class logits, ``[1 - p, p]`` with ``p`` the
+        sigmoid of binary logits, ``exp`` of log-probabilities. A loss on scores (hinge,
+        multi_margin, ...) gives no probabilities: ValueError."""
+        self._require_classification("predict_proba and probabilities")
+        return class_probabilities(self._forward_eval(self._check_X(X)), self.loss.spec)
 
     # -- construction helpers ---------------------------------------------------------------
 
@@ -720,20 +705,3 @@ class Trainer:
             f"Trainer(loss={self.loss!r}, optimizer={self.optimizer!r}, schedule={self.schedule!r},"
             f" regularizer={self.regularizer!r}, task={self.task!r}, epoch={self.epoch})"
         )
-
-
-class _eval_mode:
-    """Context manager: the model in eval mode (dropout off), its previous mode restored."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def __enter__(self) -> Any:
-        self.was_training = getattr(self.model, "training", True)
-        if hasattr(self.model, "eval"):
-            self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        if hasattr(self.model, "train"):
-            self.model.train(self.was_training)
