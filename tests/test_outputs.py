@@ -114,7 +114,7 @@ def test_a_type_error_inside_a_layer_is_not_swallowed():
         t.fit(np.zeros((4, 3)), np.zeros((4, 2)), epochs=1)
     assert Broken.calls == 1  # backward was not called a second time
 
-    class Custom(Layer):  # a layer of one's own as the whole model: no input_grad switch
+    class Custom(Layer):  # a layer of one's own as the whole model: only backward
         def __init__(self):
             super().__init__()
             self.w = np.ones((1,), dtype=np.float32)

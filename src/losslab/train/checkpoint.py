@@ -106,7 +106,8 @@ def _unpack(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
 
 def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` as an NPZ archive at ``path`` atomically (losslab.atomic)."""
-    write_atomic(path, lambda f: np.savez(f, **arrays))
+    # NumPy's stub reads **arrays as if a key could be its allow_pickle flag.
+    write_atomic(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
 def _write(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:

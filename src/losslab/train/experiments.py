@@ -25,7 +25,7 @@ import numpy as np
 import losslab
 from losslab.train.data import article_stream
 from losslab.train.history import History
-from losslab.train.layers import linear_model
+from losslab.train.layers import Linear, Sequential
 from losslab.train.optimizers import SGD
 from losslab.train.trainer import Trainer
 
@@ -62,9 +62,10 @@ def article_experiment(
     x, y, rs = article_stream(seed, n)
     theta0 = rs.uniform(-1, 1)
     theta1 = rs.uniform(-1, 1)
-    model = linear_model(1, 1, dtype="float64", seed=0)
-    layer = model[0]
+    layer = Linear(1, 1, dtype="float64", rng=np.random.default_rng(0))
+    model = Sequential(layer)
     layer.weight[...] = theta1
+    assert layer.bias is not None
     layer.bias[...] = theta0
     trainer = Trainer(
         model, losslab.get("mse"), SGD(lr=lr), dtype="float64", metrics=[], seed=seed

@@ -2,9 +2,10 @@
 
 Each layer caches in ``forward`` what its ``backward`` needs; ``backward(grad_out)`` returns the
 gradient with respect to the layer's input and *overwrites* ``self.grads`` (one backward per
-batch, so nothing has to be zeroed between steps). Parameters are plain NumPy arrays that
-optimizers update in place; ``parameters()`` and ``gradients()`` hand out the arrays themselves,
-so references held by an optimizer or a callback stay valid.
+batch, so nothing has to be zeroed between steps); ``backward_params(grad_out)`` fills the
+gradients without returning the input's (what a trainer calls: the data need none). Parameters
+are plain NumPy arrays that optimizers update in place; ``parameters()`` and ``gradients()``
+hand out the arrays themselves, so references held by an optimizer or a callback stay valid.
 
 A network is a ``Sequential``; its ``parameters()`` are named like torch's ``state_dict``
 (``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ...). Shapes follow torch: a ``Linear`` weight is
@@ -70,7 +71,14 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """``dL/dx`` from ``dL/dy``; fills ``self.grads`` (overwriting them)."""
         raise NotImplementedError
+
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """Fill ``self.grads`` from ``dL/dy`` without returning ``dL/dx`` (a trainer never needs
+        the gradient with respect to the data). Layers for which ``dL/dx`` costs something skip
+        computing it; by default this is ``backward`` with its result dropped."""
+        self.backward(grad_out)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -130,7 +138,7 @@ class Layer:
 
     def rng_states(self) -> list[dict[str, Any]]:
         """The Dropout generators' states (``bit_generator.state`` dicts: str and int values)."""
-        return [d.rng.bit_generator.state for d in self.dropouts()]
+        return [dict(d.rng.bit_generator.state) for d in self.dropouts()]
 
     def set_rng_states(self, states: list[dict[str, Any]]) -> None:
         drops = self.dropouts()
@@ -228,6 +236,7 @@ class Linear(Layer):
             bound = 1.0 / math.sqrt(fan_in)
             w = rng.uniform(-bound, bound, size=shape)
         self.weight = w.astype(self.dtype)
+        self.bias: np.ndarray | None = None
         self.grads = {"weight": np.zeros_like(self.weight)}
         if self.use_bias:
             if init == "torch":
@@ -236,8 +245,6 @@ class Linear(Layer):
                 b = np.zeros(fan_out)
             self.bias = b.astype(self.dtype)
             self.grads["bias"] = np.zeros_like(self.bias)
-        else:
-            self.bias = None
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -255,21 +262,20 @@ class Linear(Layer):
             y += self.bias  # in place: y is a fresh array
         return y
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """With ``g = dL/dy``: ``dL/dW = g^T x``, ``dL/db = sum_rows g``, ``dL/dx = g W``.
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """With ``g = dL/dy``: ``dL/dW = g^T x``, ``dL/db = sum_rows g``, ``dL/dx = g W``."""
+        self.backward_params(grad_out)
+        return grad_out @ self.weight
 
-        ``input_grad=False`` skips ``dL/dx`` (returns None): the first layer of a network does not
-        need it, and it costs as much as the forward product.
-        """
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """``dL/dW`` and ``dL/db`` only: ``dL/dx`` costs as much as the forward product and the
+        first layer of a network does not need it."""
         x = self._need_cache("_x")
         g = grad_out.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         np.matmul(g.T, x2, out=self.grads["weight"])
         if self.bias is not None:
             np.sum(g, axis=0, out=self.grads["bias"])
-        if not input_grad:
-            return None
-        return grad_out @ self.weight
 
     def input_features(self) -> int | None:
         return self.in_features
@@ -476,16 +482,20 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """Chain rule, last layer first. ``input_grad=False`` lets the first layer skip dL/dx
-        (a trainer never needs the gradient w.r.t. the data); then the result is None."""
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Chain rule, last layer first."""
         g = grad_out
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if i == 0 and not input_grad and isinstance(layer, (Linear, Sequential)):
-                return layer.backward(g, input_grad=False)
+        for layer in reversed(self.layers):
             g = layer.backward(g)
         return g
+
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """The chain rule down to the first layer, which fills its gradients only."""
+        g = grad_out
+        for layer in reversed(self.layers[1:]):
+            g = layer.backward(g)
+        if self.layers:
+            self.layers[0].backward_params(g)
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {f"{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.parameters().items()}

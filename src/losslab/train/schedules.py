@@ -490,7 +490,7 @@ def make_schedule(name: str, base_lr: float, **options: Any) -> Schedule:
             + suggest(key, SCHEDULES)
         )
     cls = SCHEDULES[key]
-    params = list(inspect.signature(cls.__init__).parameters.values())[2:]
+    params = list(inspect.signature(cls).parameters.values())[1:]  # all but the base rate
     allowed = [p.name for p in params]
     for k in options:
         if k not in allowed:

@@ -12,7 +12,7 @@ What one step does (``Trainer.train_step``)::
 
     out = model.forward(xb)
     L, dL/dout = loss.value_and_grad(out, yb)      # one pass through the catalog loss
-    model.backward(dL/dout)                        # fills every layer's gradients
+    model.backward_params(dL/dout)                 # fills every layer's gradients
     L += R(w); grad += dR/dw                       # the article's regularisation term, if any
     check L and every gradient are finite         # else NonFiniteError(epoch, batch)
     clip gradients (by norm / by value)
@@ -67,7 +67,7 @@ from losslab.losses._registry import Loss
 from losslab.train.callbacks import Callback, callback_states, load_callback_states
 from losslab.train.checkpoint import read_checkpoint, save_checkpoint
 from losslab.train.history import History
-from losslab.train.layers import Layer, Linear, Sequential, eval_mode
+from losslab.train.layers import Layer, eval_mode
 from losslab.train.metrics import (
     CLASSIFICATION_METRICS,
     METRICS,
@@ -341,7 +341,9 @@ class Trainer:
             raise ValueError(f"{name} must have shape ({n},) or ({n}, {c}); got {y.shape}.")
         return np.ascontiguousarray(y, dtype=self.dtype)
 
-    def _prepare(self, X: Any, y: Any, x_name: str = "X", y_name: str = "y"):
+    def _prepare(
+        self, X: Any, y: Any, x_name: str = "X", y_name: str = "y"
+    ) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_X(X, x_name)
         y_arr = np.asarray(y)
         if self.task is None:
@@ -354,7 +356,10 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int, norms: dict | None):
+    def _step(
+        self, xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int,
+        norms: dict[str, float] | None,
+    ) -> tuple[float, float, np.ndarray]:
         """Forward, backward, checks, clip, update.
 
         Returns ``(loss including the penalty, penalty, model output)``.
@@ -365,10 +370,7 @@ class Trainer:
         loss_value = float(value)
         if not math.isfinite(loss_value):
             raise NonFiniteError("loss", epoch, batch, loss_value)
-        if isinstance(model, (Sequential, Linear)):
-            model.backward(g, input_grad=False)  # the data need no gradient
-        else:
-            model.backward(g)
+        model.backward_params(g)  # no dL/dx: the data need no gradient
         params = model.parameters()
         grads = model.gradients()
         penalty = 0.0 if self.regularizer is None else self.regularizer.add_grad(params, grads)
@@ -434,10 +436,13 @@ class Trainer:
         X, y = self._prepare(X, y)
         n = len(X)
         batch_size = n if batch_size is None else _count(batch_size, "batch_size")
+        validation: tuple[np.ndarray, np.ndarray] | None = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ValueError("validation_data must be a pair (X_val, y_val).")
-            Xv, yv = self._prepare(*validation_data, "validation_data[0]", "validation_data[1]")
+            validation = self._prepare(
+                *validation_data, "validation_data[0]", "validation_data[1]"
+            )
         elif validation_split:
             if isinstance(validation_split, bool) or not (0.0 < float(validation_split) < 1.0):
                 raise ValueError(f"validation_split must lie in [0, 1); got {validation_split!r}.")
@@ -447,10 +452,8 @@ class Trainer:
                     f"validation_split={validation_split} leaves {n_val} of {n} samples for "
                     "validation; it must leave at least one for each part."
                 )
-            X, Xv, y, yv = X[: n - n_val], X[n - n_val :], y[: n - n_val], y[n - n_val :]
+            X, y, validation = X[: n - n_val], y[: n - n_val], (X[n - n_val :], y[n - n_val :])
             n = len(X)
-        else:
-            Xv = yv = None
         resume_state = None
         if resume:
             if checkpoint_path is None:
@@ -474,8 +477,8 @@ class Trainer:
         # once, into an array small enough to be in cache when the first layer reads it (a
         # shuffled copy of the whole data set would be written to memory and read back).
         rows = min(batch_size, n)
-        xbuf = np.empty((rows, *X.shape[1:]), X.dtype) if shuffle else None
-        ybuf = np.empty((rows, *y.shape[1:]), y.dtype) if shuffle else None
+        xbuf = np.empty((rows, *X.shape[1:]), X.dtype)
+        ybuf = np.empty((rows, *y.shape[1:]), y.dtype)
         labels_checked = self.task == "classification"
         schedule = self.schedule
         per_batch = schedule is not None and schedule.interval == "batch"
@@ -526,8 +529,8 @@ class Trainer:
                 logs["reg_loss"] = reg_total / n_seen
             for m in streaming:
                 logs[m.name] = m.result()
-            if Xv is not None:
-                for k, v in self._evaluate_arrays(Xv, yv, metric_names).items():
+            if validation is not None:
+                for k, v in self._evaluate_arrays(*validation, metric_names).items():
                     logs["val_" + k] = v
             logs["lr"] = lr_used
             for k in param_names:
