@@ -140,8 +140,9 @@ class Trainer:
     model : a losslab ``Layer`` (usually ``Sequential``; ``mlp`` and ``linear_model`` build one).
     loss : a catalog name (``"mse"``, ``"cross_entropy"``, ...) or a ``losslab.Loss``.
     optimizer : a name (``"sgd"``, ``"adam"``, ...) or an ``Optimizer``. ``lr`` overrides its rate.
-    schedule : None, a name (constant, step, exponential, cosine, cyclic, plateau; ``step`` needs
-        options, so pass a ``Schedule`` for those) or a ``Schedule``.
+    schedule : None, a name (constant, plateau; the others need options, so pass a
+        ``Schedule`` for those) or a ``Schedule``, stepped per epoch or, with
+        ``interval="batch"``, per batch.
     regularizer : None or a ``Regularizer`` (L1, L2, ElasticNet): its value is added to the loss
         and its gradient to the parameters' gradients.
     clip_norm, clip_value : gradient clipping by global L2 norm / by value (torch semantics).
@@ -155,13 +156,13 @@ class Trainer:
 
     def __init__(
         self,
-        model: Any,
-        loss: str | Any = "mse",
-        optimizer: str | Any = "sgd",
+        model: Layer,
+        loss: str | Loss = "mse",
+        optimizer: str | Optimizer = "sgd",
         *,
         lr: float | None = None,
-        schedule: Any = None,
-        regularizer: Any = None,
+        schedule: str | Schedule | None = None,
+        regularizer: Regularizer | None = None,
         clip_norm: float | None = None,
         clip_value: float | None = None,
         metrics: Sequence[str] | None = None,
@@ -175,7 +176,7 @@ class Trainer:
         loss = losslab.get(loss) if isinstance(loss, str) else loss
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a catalog name or a losslab.Loss; got {loss!r}.")
-        self.loss = loss
+        self.loss: Loss = loss
         if lr is not None:
             lr = _positive(lr, "lr")
         if isinstance(optimizer, str):
@@ -186,12 +187,12 @@ class Trainer:
         else:
             raise TypeError(f"optimizer must be a name or an Optimizer; got {optimizer!r}.")
         _positive(optimizer.lr, "lr")
-        self.optimizer = optimizer
+        self.optimizer: Optimizer = optimizer
         if isinstance(schedule, str):
             schedule = make_schedule(schedule, self.optimizer.lr)
         elif schedule is not None and not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be None, a name or a Schedule; got {schedule!r}.")
-        self.schedule = schedule
+        self.schedule: Schedule | None = schedule
         if schedule is not None:
             self.optimizer.lr = float(schedule.lr)
         if regularizer is not None and not isinstance(regularizer, Regularizer):
@@ -481,7 +482,7 @@ class Trainer:
         ybuf = np.empty((rows, *y.shape[1:]), y.dtype)
         labels_checked = self.task == "classification"
         schedule = self.schedule
-        per_batch = schedule is not None and schedule.interval == "batch"
+        batch_schedule = schedule if schedule is not None and schedule.interval == "batch" else None
         for epoch in range(self.epoch, target):
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
@@ -519,8 +520,8 @@ class Trainer:
                         batch_logs = {"loss": value, "size": float(len(xb)), "lr": lr_batch}
                         for cb in self.callbacks:
                             cb.on_batch_end(self, epoch, b, batch_logs)
-                    if per_batch:
-                        self.optimizer.lr = float(schedule.step())
+                    if batch_schedule is not None:
+                        self.optimizer.lr = float(batch_schedule.step())
                     n_seen += len(xb)
                     if self.stop_training:  # a callback stopped training in mid-epoch
                         break
@@ -536,7 +537,7 @@ class Trainer:
             for k in param_names:
                 logs["grad_norm/" + k] = norms[k] / n_batches
             self.epoch = epoch + 1
-            if schedule is not None and not per_batch:
+            if schedule is not None and batch_schedule is None:
                 metric = logs.get("val_loss", logs["loss"])
                 self.optimizer.lr = float(schedule.step(metric))
             self.history.append(epoch, logs)
