@@ -232,7 +232,7 @@ def test_compare_classification(capsys):
 def test_lr_find_range_test(capsys, tmp_path):
     res = run_json(capsys, ["lr-find", "--steps", "80", "--out", "lf"])
     assert res["suggested_lr"] is not None and 1e-6 <= res["suggested_lr"] <= 10
-    assert "valley" in res["rule"]
+    assert "steepest descent" in res["rule"]
     assert {"lr_find.png", "lr_find.csv", "report.html"} <= set(os.listdir(tmp_path / "lf"))
 
 

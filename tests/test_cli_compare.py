@@ -104,31 +104,6 @@ def test_one_split_says_it_may_be_noise(capsys):
 
 # --- lr-find ------------------------------------------------------------------------------------
 
-def test_valley_rule_matches_fastai():
-    from losslab.cli.lrfind import valley
-
-    def fastai_valley(losses):  # fastai 2.7 callback/schedule.py, ``valley``
-        n = len(losses)
-        max_start, max_end = 0, 0
-        lds = [1] * n
-        for i in range(1, n):
-            for j in range(0, i):
-                if losses[i] < losses[j] and lds[i] < lds[j] + 1:
-                    lds[i] = lds[j] + 1
-                if lds[max_end] < lds[i]:
-                    max_end = i
-                    max_start = max_end - lds[max_end]
-        sections = (max_end - max_start) / 3
-        return max_start + int(sections) + int(sections / 2)
-
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        x = np.linspace(0, 1, 120)
-        curve = 2 - np.tanh(8 * (x - 0.4)) + 6 * np.maximum(x - 0.8, 0) ** 2
-        curve = curve + rng.normal(0, 0.02, x.size)
-        assert valley(list(curve)) == fastai_valley(list(curve))
-
-
 def test_lr_find_suggestion_before_divergence_and_plot_range(capsys, tmp_path):
     res = run_json(capsys, ["lr-find", "--optimizer", "sgd", "--steps", "100", "--lr-max",
                             "1e3", "--out", "lf"])
@@ -146,12 +121,33 @@ def test_lr_find_suggestion_before_divergence_and_plot_range(capsys, tmp_path):
 
 
 def test_lr_find_edge_suggestion_is_flagged(capsys):
+    """A loss still falling at --lr-max: the best rate may lie beyond the range."""
     argv = ["lr-find", "--optimizer", "sgd", "--lr-min", "1e-4", "--lr-max", "1e-2", "--steps",
             "60", "--no-plots"]
     res = run_json(capsys, argv + ["--out", "edge"])
     assert res["at_edge"]
     assert main(argv + ["--out", "edge2"]) == 0
     assert "may lie beyond" in capsys.readouterr().out
+
+
+def test_lr_find_uses_the_library_range_test(capsys, monkeypatch):
+    """The command runs losslab.train.lr_find (no loop of its own) and reports its result."""
+    import losslab.train
+    from losslab.cli import lrfind
+
+    calls = []
+    real = losslab.train.lr_find
+
+    def spy(*a, **k):
+        calls.append(k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(losslab.train, "lr_find", spy)
+    res = run_json(capsys, ["lr-find", "--steps", "50", "--lr-min", "1e-5", "--out", "lib",
+                            "--no-plots"])
+    assert calls and calls[0]["num_steps"] == 50 and calls[0]["start_lr"] == 1e-5
+    assert res["rule"] == losslab.train.lr_finder.RULE
+    assert not hasattr(lrfind, "range_test") and not hasattr(lrfind, "valley")
 
 
 def test_lr_find_sweep_reports_the_epochs_used(capsys):

@@ -1,15 +1,11 @@
 """``losslab lr-find``: the learning-rate range test, or a sweep of short runs.
 
-Range test (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017; the fastai
-``lr_find``): one run whose learning rate rises exponentially from --lr-min to --lr-max over
---steps mini-batch steps. The loss is smoothed with a bias-corrected exponential moving average
-(beta = 0.98) and the test stops when the smoothed loss exceeds 4x its best (divergence).
-
-Suggested rate: fastai's "valley" rule, which is robust to the smoothing's lag: take the longest
-stretch over which the smoothed loss keeps falling (the longest decreasing subsequence), and
-suggest the rate half way along it (fastai: a third plus a sixth of its length), well before the
-bottom where the raw loss may already be turning up. A loss still falling at --lr-max (or a
-suggestion in the first 5% of the steps) says the best rate may lie beyond the range searched.
+Range test: the engine's ``losslab.train.lr_find`` (Smith 2017, as fastai and Lightning run it:
+a per-batch exponential schedule plus a callback, the trainer restored afterwards). Its rule for
+the suggestion (``RULE``) reads a lag-free smoothing of the raw loss up to where the raw loss
+diverges, so the suggestion is never taken where the loss is already blowing up; the plot shows
+the raw loss, its running average and that curve, with the suggestion marked. A suggestion at the
+edge of the range (or a loss still falling at --lr-max) says the best rate may lie beyond it.
 
 Sweep: separate short runs (--sweep-epochs) from the same initialisation at log-spaced (grid) or
 log-uniform random rates; the best rate has the lowest final validation loss.
@@ -21,7 +17,6 @@ import csv
 import io
 import math
 import time
-from typing import Any
 
 import numpy as np
 
@@ -30,12 +25,6 @@ from losslab.cli.config import LrFindConfig
 from losslab.cli.console import Console, to_json
 from losslab.cli.errors import TrainingDiverged, UsageError
 from losslab.cli.train import command_line, open_run, plots_on
-
-BETA = 0.98
-DIVERGE_FACTOR = 4.0
-EDGE = 0.05
-RULE = ("suggested rate = half way along the longest stretch where the smoothed loss keeps "
-        "falling (fastai's 'valley' rule)")
 
 
 def run(cfg: LrFindConfig, console: Console) -> int:
@@ -49,120 +38,49 @@ def run(cfg: LrFindConfig, console: Console) -> int:
     return _range_test(cfg, console, data, plan, split)
 
 
-def range_test(trainer: Any, X: np.ndarray, y: np.ndarray, lr_min: float, lr_max: float,
-               steps: int, batch_size: int, seed: int, bar: Any = None) -> dict[str, Any]:
-    """Run the test; returns rates, raw and smoothed losses (as far as it got)."""
-    from losslab.train.trainer import NonFiniteError
-
-    rng = np.random.default_rng(seed)
-    n = len(X)
-    bs = min(batch_size, n)
-    ratio = lr_max / lr_min
-    lrs, losses, smooth = [], [], []
-    avg, best = 0.0, math.inf
-    order = rng.permutation(n)
-    pos = 0
-    stop = "reached --lr-max"
-    for i in range(steps):
-        lr = lr_min * ratio ** (i / (steps - 1))
-        if pos + bs > n:
-            order, pos = rng.permutation(n), 0
-        idx = order[pos:pos + bs]
-        pos += bs
-        trainer.optimizer.lr = lr
-        try:
-            loss = float(trainer.train_step(X[idx], y[idx]))
-        except NonFiniteError:
-            stop = f"loss became non-finite at lr={lr:.3g}"
-            break
-        avg = BETA * avg + (1 - BETA) * loss
-        s = avg / (1 - BETA ** (i + 1))
-        lrs.append(lr)
-        losses.append(loss)
-        smooth.append(s)
-        if bar is not None:
-            bar.update(1, lr=f"{lr:.2e}", loss=s)
-        best = min(best, s)
-        if i > steps // 10 and s > DIVERGE_FACTOR * best:
-            stop = f"smoothed loss exceeded {DIVERGE_FACTOR:g}x its minimum at lr={lr:.3g}"
-            break
-    return {"lr": lrs, "loss": losses, "smoothed": smooth, "stopped": stop}
-
-
-def valley(smoothed: list[float]) -> int | None:
-    """Index of fastai's "valley" suggestion in ``smoothed``; None when it never falls."""
-    s = np.asarray(smoothed, dtype=float)
-    n = len(s)
-    if n < 5:
-        return None
-    # Longest decreasing subsequence ending at each step (O(n^2) on a few hundred steps).
-    lds = np.ones(n, dtype=np.int64)
-    for i in range(1, n):
-        earlier = s[:i] > s[i]
-        if earlier.any():
-            lds[i] = int(lds[:i][earlier].max()) + 1
-    end = int(np.argmax(lds))
-    length = int(lds[end])
-    if length < 3:
-        return None
-    # As fastai computes it (learner.py, ``valley``): from ``end - length``, a third of the
-    # length plus a sixth.
-    start = end - length
-    return start + int(length / 3) + int(length / 3 / 2)
-
-
 def _range_test(cfg: LrFindConfig, console: Console, data, plan, split) -> int:
+    from losslab.train import lr_find
+
     trainer = P.build_trainer(cfg.fit, plan, split, lr=cfg.lr_min)
     y = P.encode_targets(plan, split, split.y_train, cfg.fit.dtype)
-    steps = cfg.steps
     draw = plots_on(cfg, console)
     with open_run(cfg, "lr-find") as rundir:
-        bar = console.progress(steps, "lr-find", unit="step")
+        bar = console.progress(cfg.steps, "lr-find", unit="step")
         t0 = time.perf_counter()
-        try:
-            res = range_test(trainer, split.X_train, y, cfg.lr_min, cfg.lr_max, steps,
-                             cfg.fit.batch_size, cfg.fit.seed, bar)
-        finally:
-            if bar is not None:
-                bar.close()
+        res = lr_find(trainer, split.X_train, y, start_lr=cfg.lr_min, end_lr=cfg.lr_max,
+                      num_steps=cfg.steps, batch_size=cfg.fit.batch_size)
         elapsed = time.perf_counter() - t0
-        if len(res["lr"]) < 2:
-            raise UsageError(f"the loss diverged at once ({res['stopped']}); lower --lr-min "
+        if bar is not None:
+            bar.update(res.steps, lr=f"{res.lrs[-1]:.2e}" if res.lrs else "-")
+            bar.close()
+        if res.steps < 2:
+            raise UsageError(f"the loss diverged at once ({res.stopped}); lower --lr-min "
                              f"(now {cfg.lr_min:g})", flag="--lr-min")
-        k = valley(res["smoothed"])
-        suggested = None if k is None else float(res["lr"][k])
-        i_min = int(np.argmin(res["smoothed"]))
-        n_run = len(res["lr"])
-        # Still falling when the range ran out, or a suggestion at its very start: the best
-        # rate may lie beyond the range searched.
-        low_edge = k is not None and k < EDGE * n_run
-        high_edge = res["stopped"] == "reached --lr-max" and i_min >= (1 - EDGE) * (n_run - 1)
-        at_edge = bool(low_edge or high_edge)
+        suggested = res.suggestion
+        i_min = int(np.argmin(res.smoothed))
         summary = {
-            "suggested_lr": suggested, "rule": RULE, "at_edge": at_edge,
-            "min_loss_lr": res["lr"][i_min], "min_smoothed_loss": res["smoothed"][i_min],
-            "steps_run": len(res["lr"]), "stopped": res["stopped"], "seconds": elapsed,
+            "suggested_lr": suggested, "rule": res.rule, "at_edge": res.at_edge,
+            "min_loss_lr": res.lrs[i_min], "min_smoothed_loss": res.smoothed[i_min],
+            "steps_run": res.steps, "stopped": res.stopped, "seconds": elapsed,
             "loss": plan.label, "data": data.source,
         }
-        edge_note = ""
-        if at_edge:
-            edge_note = ("the loss was still falling at --lr-max: the best rate may lie beyond "
-                         "the range searched; raise --lr-max" if high_edge else
-                         "the suggestion lies at the start of the range: the best rate may lie "
-                         "below it; lower --lr-min")
+        edge_note = ("the suggestion lies at the edge of the range searched (or the loss was "
+                     "still falling at --lr-max): the best rate may lie beyond it; widen "
+                     "--lr-min/--lr-max") if res.at_edge else ""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["step", "lr", "loss", "smoothed_loss"])
-        for i, (a, b, c) in enumerate(zip(res["lr"], res["loss"], res["smoothed"])):
-            w.writerow([i, repr(a), repr(b), repr(c)])
+        w.writerow(["step", "lr", "loss", "smoothed_loss", "lag_free_loss"])
+        for i in range(res.steps):
+            lag = repr(res.lag_free[i]) if i < len(res.lag_free) else ""
+            w.writerow([i, repr(res.lrs[i]), repr(res.losses[i]), repr(res.smoothed[i]), lag])
         rundir.write("lr_find.csv", buf.getvalue())
         plots = {}
         if draw:
             from losslab.cli import plots as pl
 
             plots["Loss against learning rate"] = pl.plot_lr_find(
-                res["lr"], res["loss"], res["smoothed"], suggested, rundir.path("lr_find.png"),
-                rule=RULE)
+                res.lrs, res.losses, res.smoothed, suggested, rundir.path("lr_find.png"),
+                lag_free=res.lag_free)
         settings = {**cfg.effective_settings(), "loss": plan.label}
         settings.pop("lr", None)  # the range test sets the rate itself
         rundir.write("metrics.json", to_json({"command": "lr-find", **summary,
@@ -172,20 +90,20 @@ def _range_test(cfg: LrFindConfig, console: Console, data, plan, split) -> int:
         rundir.write("report.html", report.render_report(
             title=f"losslab lr-find: {plan.label} on {data.source}",
             command=command_line(cfg.argv),
-            notes=[RULE + ".", f"Stopped: {res['stopped']}."] + ([edge_note] if edge_note else [])
+            notes=[res.rule + ".", f"Stopped: {res.stopped}."] + ([edge_note] if edge_note else [])
             + data.notes,
             metrics={k: v for k, v in summary.items() if k != "rule"},
             settings=settings, plots=plots))
         out = rundir.commit()
     if suggested is None:
-        console.say("no suggestion: the smoothed loss never fell; widen --lr-min/--lr-max")
+        console.say("no suggestion: the loss never fell; widen --lr-min/--lr-max")
     else:
         console.say(f"suggested learning rate: {suggested:.3g}")
-    console.say(f"  rule: {RULE}")
+    console.say(f"  rule: {res.rule}")
     if edge_note:
         console.say(f"  {edge_note}")
-    console.say(f"  lowest smoothed loss {res['smoothed'][i_min]:.4g} at lr={res['lr'][i_min]:.3g};"
-                f" {len(res['lr'])} steps, stopped: {res['stopped']}")
+    console.say(f"  lowest smoothed loss {res.smoothed[i_min]:.4g} at lr={res.lrs[i_min]:.3g};"
+                f" {res.steps} steps, stopped: {res.stopped}")
     console.say(f"wrote {out}")
     console.result({**summary, "output_dir": out})
     return 0

@@ -266,7 +266,9 @@ def make_plan(choice: LossChoice, data: Data, flag: str, standardize_target: boo
         raise UsageError(f"{flag} {name!r} is a regression loss but the task is classification;"
                          f" use cross_entropy (or bce_with_logits for two classes), or --task "
                          f"regression", flag=flag)
-    probabilities = s.input_kind == "logits"
+    from losslab.train.outputs import has_probabilities
+
+    probabilities = has_probabilities(s)
     if choice.role == "binary":
         if data.n_classes != 2:
             raise UsageError(f"{flag} {name!r} is a two-class loss but the target has "
@@ -557,30 +559,21 @@ def fit(trainer: Any, plan: Plan, split: Split, fit_cfg: FitConfig, console: Con
 # --- outputs and metrics ------------------------------------------------------------------------
 
 
-def predictions(out: np.ndarray, encoding: str, probabilities: bool, target_mean: float = 0.0,
+def predictions(out: np.ndarray, spec: Any, encoding: str, target_mean: float = 0.0,
                 target_scale: float = 1.0) -> dict[str, np.ndarray]:
-    """What a model's raw outputs mean: ``{"value"}`` (regression, on the original scale), or
-    ``{"index", "proba"}`` (classes from logits) or ``{"index", "score"}`` (from scores: no
-    probabilities exist)."""
+    """What a model's raw outputs mean, read from the loss it was trained with
+    (``losslab.train.outputs``): ``{"value"}`` (regression, on the original scale), or
+    ``{"index", "proba"}`` (classes from logits) or ``{"index", "score"}`` (from scores, which
+    have no probabilities)."""
+    from losslab.train import outputs
+
     out = np.asarray(out, dtype=np.float64)
     if encoding == "real":
         return {"value": out[:, 0] * target_scale + target_mean}
-    if encoding == "index":
-        index = np.argmax(out, axis=1)
-        if not probabilities:
-            return {"index": index, "score": out}
-        z = out - out.max(axis=1, keepdims=True)
-        proba = np.exp(z)
-        proba /= proba.sum(axis=1, keepdims=True)
-        return {"index": index, "proba": proba}
-    score = out[:, 0]
-    index = (score > 0).astype(np.int64)
-    if not probabilities:
-        return {"index": index, "score": score}
-    from losslab.losses._primitives import sigmoid
-
-    p1 = sigmoid(np, score)
-    return {"index": index, "proba": np.stack([1 - p1, p1], axis=1)}
+    index = outputs.predicted_labels(out, spec)
+    if outputs.has_probabilities(spec):
+        return {"index": index, "proba": outputs.class_probabilities(out, spec)}
+    return {"index": index, "score": out if spec.layout == "class_axis" else out[:, 0]}
 
 
 def evaluate(trainer: Any, plan: Plan, split: Split, X: np.ndarray, y: np.ndarray,
@@ -595,7 +588,7 @@ def evaluate(trainer: Any, plan: Plan, split: Split, X: np.ndarray, y: np.ndarra
         result["loss"] = float(plan.loss(out.astype(dtype), encode_targets(plan, split, y, dtype)))
     except (ValueError, TypeError):
         result["loss"] = math.nan
-    p = predictions(out, plan.encoding, plan.probabilities, *target_scaling(plan, split))
+    p = predictions(out, plan.loss.spec, plan.encoding, *target_scaling(plan, split))
     if "value" in p:
         pred = p["value"]
         result.update(rmse=M.rmse(y, pred), mae=M.mae(y, pred), r2=M.r2(y, pred))
@@ -622,7 +615,7 @@ def line_fit(trainer: Any, plan: Plan, split: Split, data: Data,
     X = split.standardizer.transform(grid[:, None]) if split.standardizer is not None \
         else grid[:, None]
     out = trainer.forward(np.asarray(X, dtype=dtype))
-    pred = predictions(out, plan.encoding, False, *target_scaling(plan, split))["value"]
+    pred = predictions(out, plan.loss.spec, plan.encoding, *target_scaling(plan, split))["value"]
     slope, intercept = np.polyfit(grid, pred, 1)
     return {"x": grid, "y": pred, "slope": float(slope), "intercept": float(intercept)}
 
@@ -638,6 +631,7 @@ def model_extra(fit_cfg: FitConfig, data: Data, plan: Plan, split: Split) -> dic
         "encoding": plan.encoding,
         "probabilities": plan.probabilities,
         "loss": plan.label,
+        "loss_name": plan.loss.spec.name,
         "model": str(fit_cfg.model),
         "activation": fit_cfg.activation,
         "dtype": fit_cfg.dtype,

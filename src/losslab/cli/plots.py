@@ -201,21 +201,27 @@ def lr_find_ylim(losses: Sequence[float], smoothed: Sequence[float]) -> tuple[fl
 
 
 def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
-                 suggested: float | None, path: str, rule: str = "") -> str:
+                 suggested: float | None, path: str,
+                 lag_free: Sequence[float] | None = None) -> str:
+    """The raw loss, its running average and (when given) the lag-free curve the suggestion is
+    read from, against the rate; the suggestion marked on that curve."""
     fig, (ax,) = _figure(width=8.0)
     ax.plot(lrs, losses, color="C0", alpha=0.35, lw=1, label="loss")
-    ax.plot(lrs, smoothed, color="C0", lw=2, label="smoothed loss")
+    ax.plot(lrs, smoothed, color="C0", lw=2, label="running average")
+    curve = smoothed
+    if lag_free is not None and len(lag_free):
+        ax.plot(lrs[: len(lag_free)], lag_free, color="C1", lw=1.5, ls="--",
+                label="lag-free (suggestion)")
+        curve = lag_free
     _log_axis(ax, "x")
     ax.set_ylim(*lr_find_ylim(losses, smoothed))
     if suggested is not None and math.isfinite(suggested):
-        i = int(np.argmin(np.abs(np.log(np.asarray(lrs)) - math.log(suggested))))
-        ax.axvline(suggested, color="C3", ls="--", label=f"suggested {suggested:.3g}")
-        ax.plot([lrs[i]], [smoothed[i]], "o", color="C3", ms=7)
+        i = int(np.argmin(np.abs(np.log(np.asarray(lrs[: len(curve)])) - math.log(suggested))))
+        ax.axvline(suggested, color="C3", ls=":", label=f"suggested {suggested:.3g}")
+        ax.plot([lrs[i]], [curve[i]], "o", color="C3", ms=7)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.set_title("Learning-rate range test")
-    if rule:
-        fig.text(0.01, 0.01, rule, fontsize="x-small", color="0.3")
     return _save(fig, path, right=_legend_beside(fig, ax))
 
 

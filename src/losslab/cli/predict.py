@@ -12,7 +12,6 @@ import io
 import json
 import os
 import sys
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -62,12 +61,11 @@ def _check_output(output: str, data: str, model: str) -> None:
 
 def load(path: str) -> tuple[Any, dict[str, Any]]:
     """The model and its metadata; any unreadable file is one line, never numpy's advice."""
-    from losslab.train.checkpoint import load_model
+    from losslab.train.checkpoint import CheckpointError, load_model
 
     try:
         model, extra = load_model(path, with_extra=True)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError, EOFError,
-            zipfile.BadZipFile, UnicodeDecodeError, RecursionError):
+    except (CheckpointError, OSError):
         raise UsageError(f"--model {path!r} is not a readable losslab file (truncated, empty or "
                          f"corrupt); train it again with 'losslab train'",
                          flag="--model") from None
@@ -76,10 +74,16 @@ def load(path: str) -> tuple[Any, dict[str, Any]]:
         raise UsageError(f"--model {path!r} was not written by 'losslab train'; it lacks the "
                          f"feature names and scaling that predict needs", flag="--model")
     if version == 1:  # files written before the encoding and target scaling were stored
-        kind = extra.get("target_kind", "real")
-        extra = {**extra, "encoding": kind, "probabilities": kind in ("index", "binary01"),
-                 "target_scaler": None}
-    return model, extra
+        extra = {**extra, "encoding": extra.get("target_kind", "real"), "target_scaler": None}
+    import losslab
+
+    name = extra.get("loss_name") or str(extra.get("loss", "mse")).split(":")[0]
+    try:
+        spec = losslab.spec(name)
+    except (ValueError, TypeError):
+        raise UsageError(f"--model {path!r} was trained with {name!r}, which this losslab does "
+                         f"not know", flag="--model") from None
+    return model, {**extra, "spec": spec}
 
 
 def run(args: Any) -> int:
@@ -111,7 +115,7 @@ def run(args: Any) -> int:
         raise UsageError(f"--model {path!r} does not fit the data: {exc}", flag="--model") \
             from None
     scaler = extra.get("target_scaler") or {"mean": 0.0, "scale": 1.0}
-    p = predictions(out, str(extra.get("encoding", "real")), bool(extra.get("probabilities")),
+    p = predictions(out, extra["spec"], str(extra.get("encoding", "real")),
                     float(scaler["mean"]), float(scaler["scale"]))
     target = str(extra.get("target_name") or "y")
     cols: list[str]
