@@ -788,10 +788,10 @@ def _schedule_defaults(values: dict[str, Any], given: frozenset[str], command: s
 
 def _check_components(values: dict[str, Any]) -> None:
     """Optimizer, schedule and model specs checked now, with the flag that names them."""
-    from losslab.cli import pipeline
+    from losslab.cli import components
 
     lr = values["lr"] if values["lr"] is not None else DEFAULT_LR
-    opt = pipeline.make_optimizer(values["optimizer"], lr)
-    pipeline.make_schedule(values["schedule"], opt.lr)
-    pipeline.hidden_sizes(values["model"])
-    pipeline.check_activation(values["activation"])
+    opt = components.make_optimizer(values["optimizer"], lr)
+    components.make_schedule(values["schedule"], opt.lr)
+    components.hidden_sizes(values["model"])
+    components.check_activation(values["activation"])
