@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from losslab.cli import main
-from losslab.cli.options import UsageError, parse_spec, split_specs
+from losslab.cli.config import parse_spec, split_specs
+from losslab.cli.errors import UsageError
 
 ARTICLE = {"theta0": 2.09496, "theta1": 2.97989, "mse": 0.24812}
 
@@ -55,8 +56,8 @@ def run_json(capsys, argv):
 
 def test_parse_spec_forms():
     s = parse_spec("huber:delta=0.5", "--loss", "x")
-    assert (s.name, s.args, s.options) == ("huber", [], {"delta": 0.5})
-    assert parse_spec("mlp:64,64", "--model", "x").args == [64, 64]
+    assert (s.name, s.args, s.options) == ("huber", (), {"delta": 0.5})
+    assert parse_spec("mlp:64,64", "--model", "x").args == (64, 64)
     assert parse_spec("adam:betas=0.9,0.99", "--o", "x").options == {"betas": (0.9, 0.99)}
     assert parse_spec("sgd:nesterov=true,momentum=0.9", "--o", "x").options == {
         "nesterov": True, "momentum": 0.9}
@@ -231,7 +232,7 @@ def test_compare_classification(capsys):
 def test_lr_find_range_test(capsys, tmp_path):
     res = run_json(capsys, ["lr-find", "--steps", "80", "--out", "lf"])
     assert res["suggested_lr"] is not None and 1e-6 <= res["suggested_lr"] <= 10
-    assert "falls fastest" in res["rule"]
+    assert "steepest descent" in res["rule"]
     assert {"lr_find.png", "lr_find.csv", "report.html"} <= set(os.listdir(tmp_path / "lf"))
 
 
@@ -322,9 +323,15 @@ def test_out_exists_refused_then_overwrite(capsys, tmp_path):
     assert main(["train", "--out", "taken", "--no-plots"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert os.listdir(tmp_path / "taken") == ["keep.txt"]
-    assert main(["train", "--out", "taken", "--no-plots", "--overwrite", "-q"]) == 0
-    assert "metrics.json" in os.listdir(tmp_path / "taken")
-    assert sorted(os.listdir(tmp_path)) == ["taken"]
+    # --overwrite never replaces a directory losslab did not write...
+    assert main(["train", "--out", "taken", "--no-plots", "--overwrite", "-q"]) == 2
+    assert "not written by losslab" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "taken") == ["keep.txt"]
+    # ...and replaces one it did.
+    assert main(["train", "--out", "run", "--no-plots", "-q"]) == 0
+    assert main(["train", "--out", "run", "--no-plots", "--overwrite", "-q", "--seed", "1"]) == 0
+    assert "metrics.json" in os.listdir(tmp_path / "run")
+    assert sorted(os.listdir(tmp_path)) == ["run", "taken"]
 
 
 def test_bad_input_subprocess_no_traceback(tmp_path):
@@ -337,11 +344,11 @@ def test_bad_input_subprocess_no_traceback(tmp_path):
 
 
 def test_progress_bar_on_stderr(capsys, monkeypatch):
-    from losslab.cli import common
+    from losslab.cli import console
 
-    monkeypatch.setattr(common, "PROGRESS_DELAY", 0.0)
-    monkeypatch.setattr(common, "PROGRESS_MININTERVAL", 0.0)
-    monkeypatch.setattr(common.Console, "show_progress", property(lambda self: True))
+    monkeypatch.setattr(console, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(console, "PROGRESS_MININTERVAL", 0.0)
+    monkeypatch.setattr(console.Console, "show_progress", property(lambda self: True))
     assert main(["train", "--dataset", "article_line", "--epochs", "5", "--out", "pb",
                  "--no-plots"]) == 0
     err = capsys.readouterr().err

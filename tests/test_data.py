@@ -130,3 +130,32 @@ def test_standardizer_round_trip_and_json():
         Standardizer().transform(X)
     with pytest.raises(ValueError, match="NaN"):
         Standardizer().fit(np.array([[np.nan]]))
+
+
+def test_dataset_checks_and_subsets():
+    from losslab.train.data import Dataset
+
+    X = np.arange(12.0).reshape(6, 2)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    d = Dataset(X, y, "classification", feature_names=["a", "b"], classes=["x", "y", "z"],
+                source="t.csv", lines=np.arange(2, 8))
+    assert (d.n_samples, d.n_features, d.n_classes) == (6, 2, 3)
+    s = d.subset([0, 2])
+    np.testing.assert_array_equal(s.X, X[[0, 2]])
+    np.testing.assert_array_equal(s.y, [0, 2])
+    np.testing.assert_array_equal(s.lines, [2, 4])
+    assert s.classes == ["x", "y", "z"] and s.source == "t.csv" and s.feature_names == ["a", "b"]
+    s.notes.append("changed")
+    assert d.notes == []  # a subset's lists are its own
+    no_target = Dataset(X, None, "regression")
+    assert no_target.subset(np.array([True] * 3 + [False] * 3)).y is None
+    assert Dataset(X, y, "classification").n_classes == 3
+    assert load_dataset("article_line").source == "article_line"
+    with pytest.raises(ValueError, match="task must be one of"):
+        Dataset(X, y, "ranking")
+    with pytest.raises(ValueError, match=r"y must have shape \(6,\)"):
+        Dataset(X, y[:5], "regression")
+    with pytest.raises(ValueError, match="X must be a 2-D array"):
+        Dataset(X[:, 0], y, "regression")
+    with pytest.raises(ValueError, match="feature_names has 1 names for 2"):
+        Dataset(X, y, "regression", feature_names=["a"])

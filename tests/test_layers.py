@@ -249,14 +249,14 @@ def test_linear_nd_input_matches_torch():
     check_network(model, x, y, losslab.get("mse"), F.mse_loss)
 
 
-def test_input_grad_false_skips_first_layer_only():
+def test_backward_params_skips_first_layer_input_grad_only():
     rng = np.random.default_rng(6)
     model = mlp([4, 5, 2], dtype="float64", seed=6)
     x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 2))
     loss = losslab.get("mse")
     _, grads, gx = loss_and_grads(model, x, y, loss)
     out = model.forward(x)
-    assert model.backward(loss.grad(out, y), input_grad=False) is None
+    assert model.backward_params(loss.grad(out, y)) is None
     for k, g in model.gradients().items():
         np.testing.assert_array_equal(g, grads[k])
     assert gx.shape == x.shape

@@ -46,3 +46,17 @@ def test_readme_lists_every_catalog_loss():
     text = (ROOT / "README.md").read_text()
     missing = [n for n in losslab.available() if f"| `{n}` |" not in text]
     assert not missing, f"README's catalog table lacks {missing}"
+
+
+def test_readme_training_engine_example_runs():
+    """The README's engine example, as written, with the numbers its comments give."""
+    import pytest
+
+    pytest.importorskip("sklearn")
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Training engine.*?```python\n(.*?)```", text, re.S)
+    assert block, "README.md's Training engine section needs a python example"
+    scope: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), scope)
+    assert 3e-3 < scope["found"].suggestion < 2e-2 and not scope["found"].at_edge
+    assert scope["trainer"].evaluate(scope["X_test"], scope["y_test"])["accuracy"] > 0.95

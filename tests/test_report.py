@@ -96,20 +96,76 @@ def test_report_renders_plots_in_chromium(tmp_path, monkeypatch, capsys):
                              < 0.08, axis=2))
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_painter_draws_in_worker_or_inline(tmp_path, enabled):
+def test_plots_draw_in_process_and_atomically(tmp_path):
     from losslab.cli import plots
 
     h = {"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, 1.5], "lr": [0.1, 0.05, 0.025]}
-    with plots.Painter(enabled=enabled) as p:
-        p.draw("plot_loss_curves", h, str(tmp_path / "a.png"))
-        p.draw("plot_lr", h, str(tmp_path / "b.png"))
-        out = p.results()
+    out = [plots.plot_loss_curves(h, str(tmp_path / "a.png")),
+           plots.plot_lr(h, str(tmp_path / "b.png"))]
     assert out == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
     for f in out:
         assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
-    bad = plots.Painter(enabled=enabled)
-    bad.draw("plot_lr", h, str(tmp_path / "missing-dir" / "c.png"))
-    with pytest.raises((RuntimeError, OSError)):
-        bad.results()
-    bad.close()
+    with pytest.raises(OSError):
+        plots.plot_lr(h, str(tmp_path / "missing-dir" / "c.png"))
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]  # no temporary file left
+
+
+def test_no_plotting_worker_process():
+    """The forked plotting worker is gone: nothing can outlive the command."""
+    from losslab.cli import plots
+
+    assert not hasattr(plots, "Painter")
+    src = open(plots.__file__).read()
+    assert "multiprocessing" not in src and "fork" not in src.replace("forked", "")
+
+
+@pytest.mark.parametrize("name", ["compare", "fit", "loss_curves", "grad_norms", "lr_find",
+                                  "loss_shape"])
+def test_legends_do_not_cover_the_curves(tmp_path, name, monkeypatch):
+    """Every legend sits outside its axes, so it cannot hide a curve."""
+    from matplotlib.figure import Figure
+
+    from losslab.cli import plots
+
+    figures = []
+    real = plots._save
+
+    def keep(fig, path, right=0.97):
+        figures.append(fig)
+        return real(fig, path, right)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    x = np.linspace(0, 1, 50)
+    h = {"loss": list(1 / (1 + x)), "val_loss": list(1.1 / (1 + x)),
+         "grad_norm/0.weight": list(x + 1), "grad_norm/0.bias": list(x + 2)}
+    path = str(tmp_path / "p.png")
+    if name == "compare":
+        plots.plot_compare({"mse": {"val_r2": list(x)}, "huber:delta=0.5": {"val_r2": list(x)}},
+                           "val_r2", path)
+    elif name == "fit":
+        plots.plot_fit(x, 2 * x, {"a long label for a line": (x, 2 * x)}, path)
+    elif name == "loss_curves":
+        plots.plot_loss_curves(h, path)
+    elif name == "grad_norms":
+        plots.plot_grad_norms(h, path)
+    elif name == "lr_find":
+        lrs = np.logspace(-6, 1, 50)
+        plots.plot_lr_find(lrs, 1 / (1 + x), 1 / (1 + x), 1e-3, path)
+    else:
+        plots.plot_loss_shape("huber", x, [("target 0", x, x), ("target 1", x, x)], path)
+    fig = figures[-1]
+    assert isinstance(fig, Figure)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legends = [(ax, ax.get_legend()) for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        for _, leg in legends:
+            lb = leg.get_window_extent(renderer)
+            overlap = min(box.x1, lb.x1) - max(box.x0, lb.x0)
+            assert overlap <= 1.0, f"legend overlaps the axes by {overlap:.1f} px"
+        assert box.x1 <= fig.bbox.x1  # and the axes themselves stay in the figure
+    for _, leg in legends:
+        assert leg.get_window_extent(renderer).x1 <= fig.bbox.x1 + 1.0  # legend not cut off

@@ -11,11 +11,12 @@ import pytest
 import losslab
 from losslab.train import metrics as M
 from losslab.train.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from losslab.train.history import History
 from losslab.train.layers import Linear, Sequential, linear_model, mlp
 from losslab.train.optimizers import SGD, Adam
 from losslab.train.regularization import L2
 from losslab.train.schedules import ReduceOnPlateau, StepLR
-from losslab.train.trainer import History, NonFiniteError, Trainer
+from losslab.train.trainer import NonFiniteError, Trainer
 
 
 def _regression(n=64, d=3, seed=0, dtype="float32"):
@@ -125,6 +126,23 @@ def test_stop_training_from_callback():
 
     t = Trainer(linear_model(3, seed=0), "mse", "sgd", lr=0.01)
     assert len(t.fit(X, y, epochs=10, callbacks=[StopAt()])) == 3
+
+
+def test_stop_training_in_mid_epoch_ends_the_epoch_after_that_batch():
+    X, y = _regression(n=40, dtype="float64")
+    losses = []
+
+    class StopAtBatch(Callback):
+        def on_batch_end(self, trainer, epoch, batch, logs):
+            losses.append(logs["loss"])
+            if epoch == 1 and batch == 1:
+                trainer.stop_training = True
+
+    t = Trainer(linear_model(3, dtype="float64", seed=0), "mse", "sgd", lr=0.01)
+    h = t.fit(X, y, epochs=5, batch_size=10, shuffle=False, callbacks=[StopAtBatch()])
+    assert len(h) == 2 and t.epoch == 2 and len(losses) == 4 + 2
+    # the stopped epoch's loss averages the batches it ran
+    assert h["loss"][1] == pytest.approx(np.mean(losses[4:]), rel=1e-12)
 
 
 # -- early stopping ----------------------------------------------------------------------------
@@ -264,12 +282,11 @@ def test_overflowing_loss_is_reported_as_loss_at_its_batch():
 
 def test_nonfinite_gradient_is_caught_before_the_update():
     class Boom(Linear):
-        def backward(self, grad_out, input_grad=True):
-            out = super().backward(grad_out, input_grad)
+        def backward_params(self, grad_out):  # what the trainer calls on the first layer
+            super().backward_params(grad_out)
             if self.calls == 2:
                 self.grads["weight"][0, 0] = np.nan
             self.calls += 1
-            return out
 
     layer = Boom(3, 1, rng=np.random.default_rng(0))
     layer.calls = 0

@@ -1,7 +1,10 @@
 """The ``losslab`` command: train with a chosen loss, compare losses, find a learning rate.
 
-This module only builds the argument parser (``losslab --help`` must stay fast); each command's
-module, the engine and matplotlib are imported when that command runs.
+This module only builds the argument parser (``losslab --help`` must stay fast) from the settings
+table in ``losslab.cli.config``; each command's module, the engine and matplotlib are imported when
+that command runs. Layout: ``config`` (typed settings, one place) -> ``pipeline`` (data -> plan ->
+trainer -> fit) -> ``outdir`` (the run directory) with ``plots`` and ``report``; one module per
+command (``train``, ``compare``, ``lrfind``, ``predict``, ``catalog``).
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from losslab.cli.options import RUN_DEFAULTS, UsageError
+from losslab.cli.config import COMMAND_SETTINGS, SETTINGS, Setting
+from losslab.cli.errors import UsageError
 
 __all__ = ["main", "build_parser", "UsageError"]
 
 PROG = "losslab"
+_TRAINING = ("train", "compare", "lr-find")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,66 +30,42 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _add_data_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--config", metavar="FILE.toml",
-                   help="TOML file with any of these settings (keys = long options)")
-    g.add_argument("--data", metavar="FILE.csv", help="CSV file with a header row")
-    g.add_argument("--target", metavar="COLUMN", help="column to predict (default: last column)")
-    g.add_argument("--features", metavar="A,B,...",
-                   help="feature columns to use (default: all but the target)")
-    g.add_argument("--dataset", metavar="NAME",
-                   help="bundled data: article_line, outlier_line, digits, iris, diabetes, "
-                        "breast_cancer")
-    g.add_argument("--task", choices=["regression", "classification"],
-                   help="inferred from the loss and the target when absent")
-    g.add_argument("--drop-missing", action="store_true", default=None,
-                   help="skip rows with missing values instead of stopping")
-    g.add_argument("--val-split", type=float, metavar="F",
-                   help=f"fraction held out for validation (default {RUN_DEFAULTS['val_split']})")
-    g.add_argument("--no-standardize", dest="standardize", action="store_false", default=None,
-                   help="do not standardise features (default: standardise, stats saved)")
+def _help(s: Setting) -> str:
+    if s.kind == "bool" or s.default is None:
+        return s.help
+    default = ",".join(f"{v:g}" for v in s.default) if isinstance(s.default, tuple) \
+        else s.default
+    return f"{s.help} (default {default})"
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model and training")
-    g.add_argument("--model", metavar="SPEC", help="linear (default) or mlp:H1,H2,...")
-    g.add_argument("--activation", metavar="NAME",
-                   help="hidden activation: relu (default), leaky_relu, sigmoid, tanh, gelu")
-    g.add_argument("--dropout", type=float, metavar="P", help="dropout after hidden layers")
-    g.add_argument("--optimizer", metavar="SPEC",
-                   help="sgd, adam (default), adamw, rmsprop, adagrad; options e.g. "
-                        "adam:betas=0.9,0.99 or sgd:momentum=0.9")
-    g.add_argument("--lr", type=float, metavar="RATE", help="learning rate (default 0.01)")
-    g.add_argument("--schedule", metavar="SPEC",
-                   help="constant (default), step:step_size=10, exponential:gamma=0.95, "
-                        "cosine:t_max=100, cyclic:..., plateau:patience=5")
-    g.add_argument("--l1", type=float, metavar="C", help="L1 penalty on weights, added to loss")
-    g.add_argument("--l2", type=float, metavar="C", help="L2 penalty on weights, added to loss")
-    g.add_argument("--clip-norm", type=float, metavar="N", help="clip the gradient norm to N")
-    g.add_argument("--early-stopping", nargs="?", const="patience=10", metavar="SPEC",
-                   help="stop when val loss stalls: PATIENCE or patience=10,min_delta=0.001")
-    g.add_argument("--epochs", type=int, metavar="N",
-                   help=f"passes over the data (default {RUN_DEFAULTS['epochs']})")
-    g.add_argument("--batch-size", type=int, metavar="N",
-                   help=f"mini-batch size (default {RUN_DEFAULTS['batch_size']})")
-    g.add_argument("--seed", type=int, metavar="N", help="fixes split, init, shuffling, dropout")
-    g.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
-
-
-def _add_output_options(p: argparse.ArgumentParser, plots: bool = True) -> None:
-    g = p.add_argument_group("output")
-    g.add_argument("--out", metavar="DIR",
-                   help="output directory (default ./losslab-runs/<command>-<time>)")
-    g.add_argument("--overwrite", action="store_true", default=None,
-                   help="replace --out if it already exists")
-    g.add_argument("-q", "--quiet", action="store_true", default=None,
-                   help="no progress bar or messages")
-    g.add_argument("--json", action="store_true", default=None,
-                   help="print the final metrics as one JSON object on stdout")
-    if plots:
-        g.add_argument("--no-plots", dest="plots", action="store_false", default=None,
-                       help="skip the PNG plots (report.html then has none)")
+def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name in COMMAND_SETTINGS[command]:
+        s = SETTINGS[name]
+        if s.group not in groups:
+            groups[s.group] = p.add_argument_group(s.group)
+            if s.group == "data":
+                groups["data"].add_argument(
+                    "--config", metavar="FILE.toml",
+                    help="TOML file with any of these settings (keys = long options; a "
+                         f"[{command}] table applies to this command only)")
+        g = groups[s.group]
+        if s.kind == "bool":
+            flags = [s.short, s.flag] if s.short else [s.flag]
+            g.add_argument(*flags, dest=name, action="store_false" if s.negative_flag
+                           else "store_true", default=None, help=_help(s))
+        elif s.kind == "early_stopping":
+            g.add_argument(s.flag, dest=name, nargs="?", const="patience=10", metavar=s.metavar,
+                           help=_help(s))
+        elif s.kind == "choice":
+            g.add_argument(s.flag, dest=name, choices=s.choices, help=_help(s))
+        else:
+            g.add_argument(s.flag, dest=name, metavar=s.metavar, help=_help(s))
+    if command == "lr-find":
+        # --sweep alone means a grid.
+        for action in p._actions:
+            if action.dest == "sweep":
+                action.nargs, action.const = "?", "grid"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,44 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model with a chosen loss. With no data options, reproduce the "
                     "article's experiment (linear model, MSE, SGD lr=0.01, 1000 steps).",
     )
-    _add_data_options(p)
-    p.add_argument("--loss", metavar="SPEC",
-                   help="catalog loss with options, e.g. huber:delta=0.5 (default mse or "
-                        "cross_entropy by task; 'losslab losses' lists them)")
-    _add_model_options(p)
-    _add_output_options(p)
-
+    _add_settings(p, "train")
     p = sub.add_parser(
         "compare", help="train the same model with several losses and compare",
         description="Train the same model from the same initialisation with each loss and "
                     "report held-out metrics that do not depend on the loss. Default: a line "
-                    "with outliers, losses mse,l1,huber,log_cosh.",
+                    "with outliers, losses mse,l1,huber,log_cosh. --folds/--repeats give a "
+                    "mean, a spread and a paired test of the differences.",
     )
-    _add_data_options(p)
-    p.add_argument("--losses", metavar="SPECS",
-                   help=f"comma-separated losses (default {RUN_DEFAULTS['losses']})")
-    _add_model_options(p)
-    _add_output_options(p)
-
+    _add_settings(p, "compare")
     p = sub.add_parser(
         "lr-find", help="learning-rate range test, or a sweep of short runs",
         description="Raise the learning rate exponentially over a few hundred steps and plot "
-                    "the loss against it; suggest the rate where the smoothed loss falls "
-                    "fastest. --sweep instead trains short runs over a range of rates.",
+                    "the loss against it; suggest a rate by fastai's 'valley' rule. --sweep "
+                    "instead trains short runs over a range of rates.",
     )
-    _add_data_options(p)
-    p.add_argument("--loss", metavar="SPEC", help="catalog loss with options")
-    _add_model_options(p)
-    g = p.add_argument_group("range test")
-    g.add_argument("--lr-min", type=float, metavar="RATE", help="first rate (default 1e-6)")
-    g.add_argument("--lr-max", type=float, metavar="RATE", help="last rate (default 10)")
-    g.add_argument("--steps", type=int, metavar="N", help="steps of the test (default 200)")
-    g.add_argument("--sweep", nargs="?", const="grid", choices=["grid", "random"],
-                   help="short runs over log-spaced (grid) or log-uniform random rates")
-    g.add_argument("--sweep-points", type=int, metavar="N", help="rates in the sweep (8)")
-    g.add_argument("--sweep-epochs", type=int, metavar="N", help="epochs per sweep run (10)")
-    g.add_argument("--sweep-range", metavar="LO,HI", help="sweep rates (default 1e-4,1)")
-    _add_output_options(p)
+    _add_settings(p, "lr-find")
 
     p = sub.add_parser(
         "losses", help="list the catalog, or show one loss",
@@ -157,26 +116,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "gradcheck", help="check a loss's gradient against finite differences",
         description="Compare the closed-form gradient with central finite differences "
-                    "(float64) on random inputs from the loss's example generator; print the "
-                    "largest relative error. Exit status 1 if it exceeds --tol.",
+                    "(float64) on random inputs from the loss's example generator. An entry "
+                    "passes when its error is within --tol of its size plus the finite "
+                    "differences' own rounding noise. Exit status 1 if one does not.",
     )
     p.add_argument("name", metavar="NAME[:OPTIONS]", help="e.g. huber:delta=0.5")
     p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="more loss options")
     p.add_argument("--trials", type=int, default=5, metavar="N", help="random inputs (5)")
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--tol", type=float, default=1e-5, metavar="T",
-                   help="largest acceptable relative error (1e-5)")
+                   help="relative tolerance per gradient entry (1e-5)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser(
-        "predict", help="apply a saved model to a CSV file",
+        "predict", help="apply a saved model to a data file",
         description="Load a model written by 'losslab train' and predict for each row of a "
-                    "CSV file that has the same feature columns.",
+                    "CSV (or Parquet) file that has the same feature columns.",
     )
     p.add_argument("--model", required=True, metavar="DIR", help="a 'losslab train' output dir")
-    p.add_argument("--data", required=True, metavar="FILE.csv")
-    p.add_argument("--output", metavar="FILE.csv", help="write here instead of stdout")
+    p.add_argument("--data", required=True, metavar="FILE")
+    p.add_argument("--output", metavar="FILE.csv",
+                   help="write here instead of stdout (never over --data)")
     p.add_argument("--drop-missing", action="store_true", help="skip rows with missing values")
+    p.add_argument("--multiline", action="store_true",
+                   help="accept CSV fields that span lines")
     p.add_argument("--json", action="store_true", help="print predictions as JSON")
     return parser
 
@@ -187,14 +150,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        args._argv = argv
         if args.command is None:
             parser.print_help()
             return 0
-        if args.command in ("train", "compare", "lr-find"):
-            from losslab.cli import commands
+        if args.command in _TRAINING:
+            from losslab.cli import config
+            from losslab.cli.console import Console
 
-            return commands.run(args)
+            cfg = config.build(args, argv)
+            console = Console(cfg.output.quiet, cfg.output.json)
+            if args.command == "train":
+                from losslab.cli import train
+
+                return train.run(cfg, console)
+            if args.command == "compare":
+                from losslab.cli import compare
+
+                return compare.run(cfg, console)
+            from losslab.cli import lrfind
+
+            return lrfind.run(cfg, console)
         if args.command in ("losses", "gradcheck"):
             from losslab.cli import catalog
 

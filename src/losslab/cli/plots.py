@@ -3,25 +3,42 @@
 matplotlib is imported on first use, not with ``losslab``; the ``Figure`` API is used directly
 (not pyplot), which saves most of pyplot's import time and keeps no global figure state. Each
 function takes plain data (a history dict of per-epoch lists, arrays) and a path, and writes one
-PNG. Log scales only when the values span more than a decade, and without minor tick labels:
-those two choices keep a plot at about 60 ms.
+PNG through ``losslab.atomic.write_atomic``. Log scales only when the values span more than a
+decade, and without minor tick labels: those two choices keep a plot at about 60 ms. Legends sit
+beside the axes, never over the curves.
+
+Plots are drawn in the command's own process. (A forked worker that imported matplotlib during
+training used to save about 2% of ``losslab train``; it could outlive a killed parent, so it went.)
+matplotlib is the ``cli`` extra: without it, ``unavailable()`` says so in one line and the commands
+run without plots.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from losslab.atomic import write_atomic
+
 __all__ = [
-    "plot_loss_curves", "plot_lr", "plot_grad_norms", "plot_fit", "plot_compare",
+    "unavailable", "plot_loss_curves", "plot_lr", "plot_grad_norms", "plot_fit", "plot_compare",
     "plot_compare_fit", "plot_lr_find", "plot_sweep", "plot_loss_shape", "plot_history",
 ]
 
 _DPI = 90
+
+
+def unavailable() -> str | None:
+    """None when plots can be drawn, else the one line that says how to get them."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return ("plots skipped: matplotlib is not installed; pip install 'losslab[cli]' adds "
+                "them (--no-plots silences this)")
+    return None
 
 
 def _figure(width: float = 6.4, height: float = 3.6, ncols: int = 1) -> tuple[Any, list[Any]]:
@@ -37,10 +54,24 @@ def _figure(width: float = 6.4, height: float = 3.6, ncols: int = 1) -> tuple[An
     return fig, axes
 
 
-def _save(fig: Any, path: str) -> str:
-    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.88, wspace=0.3)
-    fig.savefig(path, dpi=_DPI)
+def _save(fig: Any, path: str, right: float = 0.97) -> str:
+    fig.subplots_adjust(left=0.13, right=right, bottom=0.14, top=0.88, wspace=0.3)
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=_DPI, format="png"))
     return path
+
+
+def _legend_beside(fig: Any, ax: Any, **kwargs: Any) -> float:
+    """A legend to the right of the axes (never over a curve); returns the axes' right edge,
+    leaving room for the longest label."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return 0.97
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              fontsize="small", **kwargs)
+    longest = max(len(str(t)) for t in labels)
+    width_in = fig.get_figwidth()
+    # ~0.075 in per character at "small" plus the marker; at most 45% of the figure.
+    return max(0.55, 1.0 - min(0.45, (0.6 + 0.075 * longest) / width_in))
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -85,8 +116,7 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str,
     ax.set_xlabel(xlabel)
     ax.set_ylabel("loss")
     ax.set_title(title)
-    ax.legend(loc="upper right")
-    return _save(fig, path)
+    return _save(fig, path, right=_legend_beside(fig, ax))
 
 
 def plot_lr(history: Mapping[str, Sequence[float]], path: str, xlabel: str = "epoch") -> str:
@@ -107,16 +137,17 @@ def plot_grad_norms(history: Mapping[str, Sequence[float]], path: str,
     keys = [k for k in history if k.startswith("grad_norm/")]
     for i, k in enumerate(keys):
         ax.plot(_epochs(len(history[k])), history[k], label=k.split("/", 1)[1], color=f"C{i % 10}")
+    right = 0.97
     if keys:
         _maybe_log(ax, *(history[k] for k in keys))
-        ax.legend(loc="upper right", fontsize="small", ncols=1 + len(keys) // 6)
+        right = _legend_beside(fig, ax, ncols=1 + len(keys) // 12)
     else:
         ax.text(0.5, 0.5, "no gradient norms recorded", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("gradient L2 norm")
     ax.set_title("Gradient norm per parameter")
-    return _save(fig, path)
+    return _save(fig, path, right=right)
 
 
 def plot_fit(x: np.ndarray, y: np.ndarray, lines: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -130,8 +161,7 @@ def plot_fit(x: np.ndarray, y: np.ndarray, lines: Mapping[str, tuple[np.ndarray,
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(loc="best" if len(x) <= 500 else "upper left", fontsize="small")
-    return _save(fig, path)
+    return _save(fig, path, right=_legend_beside(fig, ax))
 
 
 def plot_compare(histories: Mapping[str, Mapping[str, Sequence[float]]], metric: str,
@@ -147,8 +177,7 @@ def plot_compare(histories: Mapping[str, Mapping[str, Sequence[float]]], metric:
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} per epoch, by loss")
-    ax.legend(loc="upper right", fontsize="small")
-    return _save(fig, path)
+    return _save(fig, path, right=_legend_beside(fig, ax))
 
 
 def plot_compare_fit(x: np.ndarray, y: np.ndarray,
@@ -157,24 +186,43 @@ def plot_compare_fit(x: np.ndarray, y: np.ndarray,
     return plot_fit(x, y, lines, path, xlabel, ylabel, title="Fitted lines, by loss")
 
 
+def lr_find_ylim(losses: Sequence[float], smoothed: Sequence[float]) -> tuple[float, float]:
+    """A y-range that shows the raw loss up to where the smoothed loss is lowest (and the
+    smoothed curve throughout), cut above only where the loss runs away after that."""
+    raw = np.asarray(losses, dtype=float)
+    sm = np.asarray(smoothed, dtype=float)
+    stop = int(np.nanargmin(sm)) + 1 if np.isfinite(sm).any() else len(raw)
+    shown = np.concatenate([_finite(raw[:stop]), _finite(sm)])
+    if not shown.size:
+        return 0.0, 1.0
+    lo, hi = float(shown.min()), float(shown.max())
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+    return lo - pad, hi + pad
+
+
 def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
-                 suggested: float | None, path: str) -> str:
-    fig, (ax,) = _figure()
+                 suggested: float | None, path: str,
+                 lag_free: Sequence[float] | None = None) -> str:
+    """The raw loss, its running average and (when given) the lag-free curve the suggestion is
+    read from, against the rate; the suggestion marked on that curve."""
+    fig, (ax,) = _figure(width=8.0)
     ax.plot(lrs, losses, color="C0", alpha=0.35, lw=1, label="loss")
-    ax.plot(lrs, smoothed, color="C0", lw=2, label="smoothed loss")
+    ax.plot(lrs, smoothed, color="C0", lw=2, label="running average")
+    curve = smoothed
+    if lag_free is not None and len(lag_free):
+        ax.plot(lrs[: len(lag_free)], lag_free, color="C1", lw=1.5, ls="--",
+                label="lag-free (suggestion)")
+        curve = lag_free
     _log_axis(ax, "x")
-    fin = _finite(smoothed)
-    if fin.size:
-        lo, hi = float(fin.min()), float(np.percentile(fin, 95))
-        pad = 0.1 * (hi - lo) if hi > lo else 1.0
-        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylim(*lr_find_ylim(losses, smoothed))
     if suggested is not None and math.isfinite(suggested):
-        ax.axvline(suggested, color="C3", ls="--", label=f"suggested {suggested:.3g}")
+        i = int(np.argmin(np.abs(np.log(np.asarray(lrs[: len(curve)])) - math.log(suggested))))
+        ax.axvline(suggested, color="C3", ls=":", label=f"suggested {suggested:.3g}")
+        ax.plot([lrs[i]], [curve[i]], "o", color="C3", ms=7)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.set_title("Learning-rate range test")
-    ax.legend(loc="upper left", fontsize="small")
-    return _save(fig, path)
+    return _save(fig, path, right=_legend_beside(fig, ax))
 
 
 def plot_sweep(rates: Sequence[float], finals: Sequence[float], path: str,
@@ -184,26 +232,25 @@ def plot_sweep(rates: Sequence[float], finals: Sequence[float], path: str,
     f = np.asarray(finals, dtype=float)
     order = np.argsort(r)
     ok = np.isfinite(f[order])
-    ax.plot(r[order][ok], f[order][ok], "o-", color="C0")
+    ax.plot(r[order][ok], f[order][ok], "o-", color="C0", label="final loss")
     if (~ok).any():
         top = float(np.max(f[np.isfinite(f)])) if np.isfinite(f).any() else 1.0
         ax.plot(r[order][~ok], np.full((~ok).sum(), top), "x", color="C3", ms=9,
                 label="diverged")
-        ax.legend(loc="upper left", fontsize="small")
     _log_axis(ax, "x")
     _maybe_log(ax, f[np.isfinite(f)])
     if best is not None:
-        ax.axvline(best, color="C2", ls="--")
+        ax.axvline(best, color="C2", ls="--", label=f"best {best:.3g}")
     ax.set_xlabel("learning rate")
     ax.set_ylabel(ylabel)
     ax.set_title("Learning-rate sweep")
-    return _save(fig, path)
+    return _save(fig, path, right=_legend_beside(fig, ax))
 
 
 def plot_loss_shape(title: str, z: np.ndarray,
                     curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str) -> str:
     """A loss and its gradient against the prediction, one line per fixed target."""
-    fig, (a1, a2) = _figure(width=9.0, ncols=2)
+    fig, (a1, a2) = _figure(width=10.0, ncols=2)
     for i, (label, v, g) in enumerate(curves):
         a1.plot(z, v, color=f"C{i}", label=label)
         a2.plot(z, g, color=f"C{i}", label=label)
@@ -211,119 +258,38 @@ def plot_loss_shape(title: str, z: np.ndarray,
     a2.set_title("gradient")
     for ax in (a1, a2):
         ax.set_xlabel("prediction")
-        ax.legend(loc="best", fontsize="small")
     fig.suptitle(title)
-    return _save(fig, path)
+    right = _legend_beside(fig, a2)
+    return _save(fig, path, right=right)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], out_dir: str,
+def plot_history(history: Mapping[str, Sequence[float]], path_for: Callable[[str], str],
                  xlabel: str = "epoch") -> dict[str, str]:
-    """The standard plots of one run: ``{title: path}`` for loss, learning rate, gradients."""
-    import os
-
-    out = {"Loss": plot_loss_curves(history, os.path.join(out_dir, "loss.png"), xlabel=xlabel)}
+    """The standard plots of one run, ``{title: path}`` (loss, learning rate, gradient norms);
+    ``path_for(file name)`` says where each goes."""
+    out = {"Loss": plot_loss_curves(history, path_for("loss.png"), xlabel=xlabel)}
     if history.get("lr"):
-        out["Learning rate"] = plot_lr(history, os.path.join(out_dir, "lr.png"), xlabel=xlabel)
+        out["Learning rate"] = plot_lr(history, path_for("lr.png"), xlabel=xlabel)
     if any(k.startswith("grad_norm/") for k in history):
-        out["Gradient norms"] = plot_grad_norms(
-            history, os.path.join(out_dir, "grad_norms.png"), xlabel=xlabel
-        )
+        out["Gradient norms"] = plot_grad_norms(history, path_for("grad_norms.png"),
+                                                xlabel=xlabel)
     return out
 
 
-# --- drawing in a second process ---------------------------------------------------------------
-
-def _serve(conn: Any) -> None:  # pragma: no cover - runs in the forked child
-    import sys
-
-    try:
-        _figure()  # import matplotlib and load the font cache while the parent trains
-        while True:
-            job = conn.recv()
-            if job is None:
-                break
-            name, args, kwargs = job
-            try:
-                conn.send(("ok", globals()[name](*args, **kwargs)))
-            except Exception as exc:  # reported to the parent, which raises it
-                conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
-        sys.stdout.flush()
-
-
-_THREADED_RUNTIMES = ("jax", "torch", "tensorflow")
-
-
-class Painter:
-    """Draws plots in a forked child process that imports matplotlib while the parent computes.
-
-    matplotlib's import (~0.45 s) is most of a short run's plotting cost; started before the
-    training, the child has it done by the time the history is ready, so on a machine with a
-    spare core the plots cost little wall time. ``draw(name, *args)`` queues a call of the
-    module function ``name``; ``results()`` waits and returns what each call returned, in order.
-    Where ``fork`` is unavailable (Windows, macOS' default), or unsafe because a threaded
-    runtime (JAX, torch) is loaded, it draws in-process.
-    """
-
-    def __init__(self, enabled: bool = True) -> None:
-        self._jobs: list[tuple[str, tuple, dict]] = []
-        self._conn = None
-        self._proc = None
-        if not enabled:
-            return
-        import multiprocessing
-        import os
-
-        if "fork" not in multiprocessing.get_all_start_methods() or os.name != "posix":
-            return
-        # Forking a process in which JAX or torch have started their thread pools can deadlock
-        # the child (a lock held by a thread that does not exist there): draw in-process then.
-        if any(m in sys.modules for m in _THREADED_RUNTIMES):
-            return
-        ctx = multiprocessing.get_context("fork")
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-        proc.start()
-        child.close()
-        self._conn, self._proc = parent, proc
-
-    def draw(self, name: str, *args: Any, **kwargs: Any) -> None:
-        self._jobs.append((name, args, kwargs))
-
-    def results(self) -> list[Any]:
-        jobs, self._jobs = self._jobs, []
-        if self._conn is None:
-            return [globals()[n](*a, **k) for n, a, k in jobs]
-        out = []
-        try:
-            for job in jobs:
-                self._conn.send(job)
-                status, value = self._conn.recv()
-                if status != "ok":
-                    raise RuntimeError(f"plotting failed in the worker process: {value}")
-                out.append(value)
-        finally:
-            self.close()
-        return out
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.send(None)
-            except OSError:
-                pass
-            self._conn.close()
-            self._conn = None
-        if self._proc is not None:
-            self._proc.join(timeout=10)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join()
-            self._proc = None
-
-    def __enter__(self) -> Painter:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+def plot_splits(values: Mapping[str, Sequence[float]], metric: str, path: str) -> str:
+    """One column of dots per loss (its metric on each held-out set) with the mean ± sd bar."""
+    fig, (ax,) = _figure(width=max(6.4, 1.2 * len(values) + 2))
+    for i, v in enumerate(values.values()):
+        a = _finite(v)
+        if not a.size:
+            continue
+        jitter = np.linspace(-0.12, 0.12, a.size) if a.size > 1 else np.zeros(1)
+        ax.plot(i + jitter, a, "o", color=f"C{i % 10}", alpha=0.6, ms=5)
+        sd = float(np.std(a, ddof=1)) if a.size > 1 else 0.0
+        ax.errorbar([i + 0.3], [float(a.mean())], yerr=[sd], fmt="s", color="0.2", capsize=4)
+    ax.set_xticks(range(len(values)))
+    ax.set_xticklabels(list(values), rotation=20, fontsize="small")
+    ax.set_xlim(-0.5, len(values) - 0.3)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} on each held-out set (square: mean ± sd)")
+    return _save(fig, path)

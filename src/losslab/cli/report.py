@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from losslab.atomic import write_atomic
 
 __all__ = ["Table", "render_report", "write_report", "format_value"]
 
@@ -132,10 +133,6 @@ def render_report(
 
 
 def write_report(path: str, **kwargs: Any) -> str:
-    """Render and write ``report.html`` (atomically: temp file then ``os.replace``)."""
-    text = render_report(**kwargs)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    """Render and write ``report.html`` atomically (``losslab.atomic.write_atomic``)."""
+    write_atomic(path, render_report(**kwargs))
     return path

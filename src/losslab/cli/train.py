@@ -2,119 +2,119 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
-from losslab.cli.build import default_loss, load_data, plan_loss
-from losslab.cli.common import Console, RunDir, progress_callback, write_json
-from losslab.cli.fitting import (
-    final_metrics,
-    fit,
-    line_fit,
-    make_trainer,
-    model_extra,
-    prepare,
-    save_model,
-)
-from losslab.cli.options import UsageError, parse_spec
+from losslab.cli import pipeline as P
+from losslab.cli.config import TrainConfig
+from losslab.cli.console import Console, to_json
+from losslab.cli.errors import UsageError
+from losslab.cli.outdir import RunDir
 
+ARTICLE_LR = 0.01  # the article's rate (the article's experiment ignores the defaults of --lr)
 # Settings the article's experiment honours; any other training setting needs data.
-_ARTICLE_OK = {"seed", "lr", "epochs", "out", "overwrite", "quiet", "json", "plots", "config"}
+_ARTICLE_OK = {"seed", "lr", "epochs", "out", "overwrite", "quiet", "json", "plots"}
 
 
-def command_line(args: Any) -> str:
-    argv = getattr(args, "_argv", None) or sys.argv[1:]
+def command_line(argv: tuple[str, ...]) -> str:
+    import shlex
+
     return "losslab " + " ".join(shlex.quote(a) for a in argv)
 
 
-def settings_for_report(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in settings.items()
-            if not k.startswith("_") and (k in settings["_given"] or k in _SHOWN)}
+def open_run(cfg: Any, name: str) -> RunDir:
+    o = cfg.output
+    return RunDir(o.out, name, overwrite=o.overwrite, inputs=cfg.inputs)
 
 
-_SHOWN = ("model", "optimizer", "lr", "schedule", "epochs", "batch_size", "val_split", "seed",
-          "dtype", "standardize")
+def plots_on(cfg: Any, console: Console) -> bool:
+    """Plots asked for and possible; says in one line why not when matplotlib is missing."""
+    if not cfg.output.plots:
+        return False
+    from losslab.cli import plots
+
+    why = plots.unavailable()
+    if why:
+        console.note(why)
+        return False
+    return True
 
 
-def run(settings: dict[str, Any], console: Console, args: Any) -> int:
-    if settings["data"] is None and settings["dataset"] is None:
-        return _article(settings, console, args)
-    return _train(settings, console, args)
+def save_model(rundir: RunDir, name: str, model: Any, extra: dict[str, Any]) -> None:
+    from losslab.cli.errors import OutputError
+    from losslab.train.checkpoint import save_model as _save
+
+    try:
+        _save(model, rundir.path(name), extra=extra)
+    except OSError as exc:
+        raise OutputError(f"cannot write {name}: {exc.strerror}", flag="--out") from None
 
 
-def _article(settings: dict[str, Any], console: Console, args: Any) -> int:
-    extra = sorted(k for k in settings["_given"] if k not in _ARTICLE_OK)
+def run(cfg: TrainConfig, console: Console) -> int:
+    if cfg.data.data is None and cfg.data.dataset is None:
+        return _article(cfg, console)
+    return _train(cfg, console)
+
+
+def _article(cfg: TrainConfig, console: Console) -> int:
+    extra = sorted(k for k in cfg.given if k not in _ARTICLE_OK)
     if extra:
         flags = ", ".join("--" + k.replace("_", "-") for k in extra)
         raise UsageError(
             f"{flags} {'needs' if len(extra) == 1 else 'need'} data: without --data or "
-            f"--dataset, 'losslab train' runs the "
-            f"article's fixed experiment (linear model, MSE, SGD); add --dataset article_line "
-            f"to train on its data with your settings"
-        )
+            f"--dataset, 'losslab train' runs the article's fixed experiment (linear model, MSE, "
+            f"SGD); add --dataset article_line to train on its data with your settings")
     from losslab.train import experiments
 
-    lr = float(settings["lr"]) if settings["lr"] is not None else 0.01
-    steps = int(settings["epochs"]) if "epochs" in settings["_given"] else 1000
-    rundir = RunDir(settings["out"], "train", bool(settings["overwrite"]))
-    from losslab.cli import plots as P
-
-    # Started first: the worker imports matplotlib while the experiment runs.
-    painter = P.Painter(enabled=bool(settings["plots"]))
-    with rundir, painter:
+    lr = cfg.fit.lr if "lr" in cfg.given else ARTICLE_LR
+    steps = cfg.fit.epochs if "epochs" in cfg.given else 1000
+    seed = cfg.fit.seed
+    draw = plots_on(cfg, console)
+    with open_run(cfg, "train") as rundir:
         t0 = time.perf_counter()
+        bar = P.progress_callback(console, steps, "article")
         try:
-            bar = progress_callback(console, steps, "article")
-            res = experiments.article_experiment(
-                seed=int(settings["seed"]), lr=lr, steps=steps,
-                callbacks=[bar] if bar is not None else ())
+            res = experiments.article_experiment(seed=seed, lr=lr, steps=steps,
+                                                 callbacks=[bar] if bar is not None else ())
         except ValueError as exc:  # a diverging learning rate, for instance
             raise UsageError(f"the article's experiment failed: {exc}") from None
         elapsed = time.perf_counter() - t0
         metrics = {"theta0": float(res.theta0), "theta1": float(res.theta1),
                    "mse": float(res.mse)}
-        history = _history_dict(res.history)
+        history = P.history_dict(res.history)
         plots: dict[str, str] = {}
-        if settings["plots"]:
+        if draw:
+            from losslab.cli import plots as pl
+
+            plots = pl.plot_history(history, rundir.path, xlabel="step")
             x = np.asarray(res.x).ravel()
             grid = np.linspace(x.min(), x.max(), 2)
-            painter.draw("plot_history", history, rundir.tmp, xlabel="step")
-            painter.draw("plot_fit", x, res.y,
-                         {f"y = {res.theta0:.3f} + {res.theta1:.3f} x":
-                          (grid, res.theta0 + res.theta1 * grid)}, rundir.path("fit.png"))
-        save_model(res.trainer.model, rundir.path("model.npz"), {
-            "losslab_model": 1, "feature_names": ["x"], "target_name": "y",
-            "task": "regression", "classes": None, "target_kind": "real", "loss": "mse",
-            "model": "linear", "dtype": str(res.trainer.dtype), "standardizer": None,
+            plots["Fitted line"] = pl.plot_fit(
+                x, res.y, {f"y = {res.theta0:.3f} + {res.theta1:.3f} x":
+                           (grid, res.theta0 + res.theta1 * grid)}, rundir.path("fit.png"))
+        save_model(rundir, "model.npz", res.trainer.model, {
+            "losslab_model": 2, "feature_names": ["x"], "target_name": "y",
+            "task": "regression", "classes": None, "encoding": "real", "probabilities": False,
+            "loss": "mse", "model": "linear", "dtype": str(res.trainer.dtype),
+            "standardizer": None, "target_scaler": None,
         })
-        res.history.to_csv(rundir.path("history.csv"))
-        if settings["plots"]:
-            standard, fit_png = painter.results()
-            plots = {**standard, "Fitted line": fit_png}
-        payload = {
-            "command": "train", "experiment": "article", **metrics,
-            "steps": steps, "lr": lr, "seed": int(settings["seed"]),
-            "train_seconds": elapsed,
-        }
-        write_json(rundir.path("metrics.json"), payload)
-        from losslab.cli import report as reports
+        rundir.write("history.csv", P.history_csv(res.history))
+        settings = {"model": "linear (theta0 + theta1 x)", "loss": "mse", "optimizer": "sgd",
+                    "lr": lr, "steps": steps, "batch": "full (100 rows)", "seed": seed}
+        rundir.write("metrics.json", to_json({
+            "command": "train", "experiment": "article", **metrics, "steps": steps, "lr": lr,
+            "seed": seed, "train_seconds": elapsed, "settings": settings}, indent=2) + "\n")
+        from losslab.cli import report
 
-        reports.write_report(
-            rundir.path("report.html"), title="losslab train: the article's experiment",
-            command=command_line(args),
+        rundir.write("report.html", report.render_report(
+            title="losslab train: the article's experiment", command=command_line(cfg.argv),
             notes=["Linear model y = theta0 + theta1 x fitted by full-batch gradient descent "
                    "on MSE to the article's data (np.random.seed(0), n = 100, "
                    "y = 2 + 3x + N(0, 0.5)). The article's script prints theta0 = 2.09496, "
                    "theta1 = 2.97989, MSE = 0.24812."],
-            metrics=metrics,
-            settings={"model": "linear (theta0 + theta1 x)", "loss": "mse", "optimizer": "sgd",
-                      "lr": lr, "steps": steps, "seed": int(settings["seed"])},
-            plots=plots,
-        )
+            metrics=metrics, settings=settings, plots=plots))
         out = rundir.commit()
     console.say("The article's experiment: linear model, MSE, gradient descent "
                 f"(lr={lr:g}, {steps} steps)")
@@ -126,81 +126,72 @@ def _article(settings: dict[str, Any], console: Console, args: Any) -> int:
     return 0
 
 
-def _history_dict(history: Any) -> dict[str, list[float]]:
-    h = getattr(history, "history", history)
-    return {k: list(v) for k, v in dict(h).items()}
-
-
-def _train(settings: dict[str, Any], console: Console, args: Any) -> int:
-    spec = parse_spec(settings["loss"], "--loss", "huber:delta=0.5") if settings["loss"] else None
-    data = load_data(settings, [spec] if spec else [], default_dataset="article_line")
-    if spec is None:
-        spec = parse_spec(default_loss(data.task), "--loss", "mse")
-    plan = plan_loss(spec, data)
-    prep = prepare(settings, data)
-    trainer = make_trainer(settings, plan, data, data.X.shape[1])
-    rundir = RunDir(settings["out"], "train", bool(settings["overwrite"]))
-    for note in data.notes:
-        console.say(note)
-    from losslab.cli import plots as P
-
-    with P.Painter(enabled=bool(settings["plots"])) as painter:
-        return _train_and_write(settings, console, args, data, plan, prep, trainer, rundir,
-                                painter)
-
-
-def _train_and_write(settings, console, args, data, plan, prep, trainer, rundir, painter) -> int:
-    t0 = time.perf_counter()
-    history = fit(settings, trainer, plan, prep, console, desc=f"train {plan.label}")
-    elapsed = time.perf_counter() - t0
-    h = _history_dict(history)
-    held_out = prep.X_val is not None
-    X_eval = prep.X_val if held_out else prep.X_train
-    y_eval = prep.y_val if held_out else prep.y_train
-    metrics = final_metrics(trainer, plan, X_eval, y_eval, settings["dtype"])
-    metrics["train_loss"] = float(h["loss"][-1]) if h.get("loss") else float("nan")
-    fitline = line_fit(trainer, prep, data, settings["dtype"])
-    if fitline is not None:
-        metrics["slope"] = fitline["slope"]
-        metrics["intercept"] = fitline["intercept"]
-    where = "validation" if held_out else "training (no --val-split)"
-    with rundir:
-        save_model(trainer.model, rundir.path("model.npz"),
-                   model_extra(settings, data, plan, prep))
-        history.to_csv(rundir.path("history.csv"))
+def _train(cfg: TrainConfig, console: Console) -> int:
+    data = P.load_data(cfg, [cfg.loss] if cfg.loss else [], default_dataset="article_line")
+    choice = cfg.loss or P.default_loss(data.task)
+    plan = P.make_plan(choice, data, "--loss", cfg.data.standardize_target)
+    (train_rows, val_rows), = P.splits(data, cfg)
+    split = P.prepare(data, cfg, train_rows, val_rows)
+    P.early_stopping(cfg.fit, plan, split.has_val)  # its monitor checked before training
+    trainer = P.build_trainer(cfg.fit, plan, split)
+    notes = list(data.notes)
+    sched = P.schedule_note(cfg.fit, cfg.fit.epochs)
+    if sched:
+        notes.append(sched)
+    if plan.scale_target:
+        notes.append(f"target standardised for training: (y - {split.target_mean:.6g}) / "
+                     f"{split.target_scale:g} (its median, and the power of ten nearest its "
+                     f"spread; stored with the model); metrics and predictions are on the "
+                     f"original scale, the per-epoch loss, rmse and mae in history.csv on the "
+                     f"standardised one")
+    draw = plots_on(cfg, console)
+    with open_run(cfg, "train") as rundir:
+        t0 = time.perf_counter()
+        history = P.fit(trainer, plan, split, cfg.fit, console, desc=f"train {plan.label}")
+        elapsed = time.perf_counter() - t0
+        h = P.history_dict(history)
+        X_eval, y_eval, where = split.eval_set()
+        metrics = P.evaluate(trainer, plan, split, X_eval, y_eval, cfg.fit.dtype)
+        metrics["train_loss"] = float(h["loss"][-1]) if h.get("loss") else float("nan")
+        fitline = P.line_fit(trainer, plan, split, data, cfg.fit.dtype)
+        if fitline is not None:
+            metrics["slope"] = fitline["slope"]
+            metrics["intercept"] = fitline["intercept"]
+        extra = P.model_extra(cfg.fit, data, plan, split)
+        save_model(rundir, "model.npz", trainer.model, extra)
+        rundir.write("history.csv", P.history_csv(history))
         plots: dict[str, str] = {}
-        if settings["plots"]:
-            painter.draw("plot_history", h, rundir.tmp)
-            if fitline is not None:
-                painter.draw("plot_fit", data.X[:, 0], data.y,
-                             {plan.label: (fitline["x"], fitline["y"])}, rundir.path("fit.png"),
-                             xlabel=data.feature_names[0], ylabel=data.target_name)
-            drawn = painter.results()
-            plots = dict(drawn[0])
-            if fitline is not None:
-                plots["Fitted line"] = drawn[1]
-        payload = {
-            "command": "train", "loss": plan.label, "data": data.source,
-            "task": data.task, "metrics_on": where, "epochs_run": len(h.get("loss", [])),
-            "train_seconds": elapsed, "final": metrics,
-            "settings": settings_for_report(settings),
-            "standardizer": model_extra(settings, data, plan, prep)["standardizer"],
-        }
-        write_json(rundir.path("metrics.json"), payload)
-        from losslab.cli import report as reports
+        if draw:
+            from losslab.cli import plots as pl
 
-        reports.write_report(
-            rundir.path("report.html"),
+            plots = pl.plot_history(h, rundir.path)
+            if fitline is not None:
+                plots["Fitted line"] = pl.plot_fit(
+                    data.X[:, 0], data.y, {plan.label: (fitline["x"], fitline["y"])},
+                    rundir.path("fit.png"), xlabel=data.feature_names[0],
+                    ylabel=data.target_name)
+        settings = {**cfg.effective_settings(), "loss": plan.label,
+                    "epochs_run": len(h.get("loss", []))}
+        rundir.write("metrics.json", to_json({
+            "command": "train", "loss": plan.label, "data": data.source, "task": data.task,
+            "metrics_on": where, "epochs_run": len(h.get("loss", [])),
+            "train_seconds": elapsed, "final": metrics, "settings": settings,
+            "standardizer": extra["standardizer"], "target_scaler": extra["target_scaler"],
+            "notes": notes}, indent=2) + "\n")
+        from losslab.cli import report
+
+        rundir.write("report.html", report.render_report(
             title=f"losslab train: {plan.label} on {data.source}",
-            command=command_line(args),
-            notes=[*data.notes, f"Metrics on the {where} data ({len(y_eval)} rows); "
-                   f"{data.task}, {len(data.feature_names)} features: "
+            command=command_line(cfg.argv),
+            notes=[*notes, f"Metrics on the {where} data ({len(y_eval)} rows); {data.task}, "
+                   f"{len(data.feature_names)} features: "
                    f"{', '.join(data.feature_names[:20])}"
                    f"{' ...' if len(data.feature_names) > 20 else ''}; "
                    f"target {data.target_name}."],
-            metrics=metrics, settings=settings_for_report(settings), plots=plots,
-        )
+            metrics=metrics, settings=settings, plots=plots))
         out = rundir.commit()
+    for note in notes:
+        console.say(note)
     console.say(f"trained {plan.label} on {data.source} ({data.task}, "
                 f"{len(h.get('loss', []))} epochs, {elapsed:.2f} s)")
     console.say(f"{where} metrics: " + ", ".join(f"{k}={v:.5g}" for k, v in metrics.items()))

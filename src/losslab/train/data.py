@@ -1,6 +1,8 @@
-"""Small data sets that need no download, a seeded train/test split, and feature scaling.
+"""Data: the ``Dataset`` container, small data sets that need no download, a seeded
+train/test split, and feature scaling.
 
-``load_dataset(name)`` gives a ``Dataset``:
+``Dataset`` is the package's one container for a table of samples (built-in and scikit-learn
+data sets here; a CSV file's rows in the command line). ``load_dataset(name)`` gives one:
 
 - ``article_line``: exactly the seed article's data, ``np.random.seed(0)``, ``x ~ U(-1, 1)``,
   ``y = 2 + 3x + N(0, 0.5)``, n = 100 (drawn from a private ``RandomState`` in the same order, so
@@ -15,13 +17,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from losslab.losses._validation import suggest
+
 __all__ = [
     "Dataset",
+    "TASKS",
     "DATASETS",
     "load_dataset",
     "article_stream",
@@ -30,16 +35,53 @@ __all__ = [
 ]
 
 
+TASKS = ("regression", "classification")
+
+
 @dataclass
 class Dataset:
-    """Features ``X`` (n, d), targets ``y`` (n,), and what they mean."""
+    """Features ``X`` (n, d), targets ``y`` (n,), and what they mean.
+
+    ``y`` is None for rows without targets (data to predict for). For classification ``y`` holds
+    class indices 0..C-1 and ``classes`` (if known) the original label of each index. ``source``
+    names where the data came from (for messages and reports), ``notes`` what was done to them
+    on the way in (rows dropped, a task inferred), ``lines`` each row's line number in its file.
+    Shapes and the task are checked on construction.
+    """
 
     X: np.ndarray
-    y: np.ndarray
+    y: np.ndarray | None
     task: str  # "regression" or "classification"
     feature_names: list[str] = field(default_factory=list)
     target_name: str = "y"
     description: str = ""
+    source: str = ""
+    classes: list[Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    lines: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}; got {self.task!r}.")
+        self.X = np.asarray(self.X)
+        if self.X.ndim != 2:
+            raise ValueError(f"X must be a 2-D array (n_samples, n_features); got {self.X.shape}.")
+        n = len(self.X)
+        for name in ("y", "lines"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value)
+                if value.shape != (n,):
+                    raise ValueError(
+                        f"{name} must have shape ({n},), one entry per row of X; got "
+                        f"{value.shape}."
+                    )
+                setattr(self, name, value)
+        if self.feature_names and len(self.feature_names) != self.X.shape[1]:
+            raise ValueError(
+                f"feature_names has {len(self.feature_names)} names for {self.X.shape[1]} "
+                "features."
+            )
 
     @property
     def n_samples(self) -> int:
@@ -51,7 +93,23 @@ class Dataset:
 
     @property
     def n_classes(self) -> int | None:
-        return int(self.y.max()) + 1 if self.task == "classification" else None
+        """Number of classes for classification (``len(classes)`` when known), else None."""
+        if self.task != "classification":
+            return None
+        if self.classes is not None:
+            return len(self.classes)
+        return None if self.y is None or len(self.y) == 0 else int(self.y.max()) + 1
+
+    def subset(self, rows: Any) -> Dataset:
+        """The rows ``rows`` (indices or a boolean mask) as a new Dataset, facts kept."""
+        return replace(
+            self,
+            X=self.X[rows],
+            y=None if self.y is None else self.y[rows],
+            lines=None if self.lines is None else self.lines[rows],
+            feature_names=list(self.feature_names),
+            notes=list(self.notes),
+        )
 
 
 def article_stream(seed: int = 0, n: int = 100) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -136,14 +194,14 @@ DATASETS: dict[str, Callable[[int], Dataset]] = {
 
 def load_dataset(name: str, seed: int = 0) -> Dataset:
     """The data set called ``name`` (see ``DATASETS``); ``seed`` matters for generated ones."""
-    from losslab.losses._validation import suggest
-
     if name not in DATASETS:
         raise ValueError(
             f"unknown data set {name!r}." + suggest(str(name), DATASETS)
             + f" Available: {', '.join(DATASETS)}."
         )
-    return DATASETS[name](seed)
+    data = DATASETS[name](seed)
+    data.source = name
+    return data
 
 
 def train_test_split(

@@ -22,6 +22,13 @@ from typing import Any
 
 import numpy as np
 
+import losslab
+from losslab.train.data import article_stream
+from losslab.train.history import History
+from losslab.train.layers import Linear, Sequential
+from losslab.train.optimizers import SGD
+from losslab.train.trainer import Trainer
+
 __all__ = ["ArticleResult", "article_experiment", "ARTICLE_PRINTED"]
 
 # What the article's script prints (theta0, theta1, MSE), to the digits it shows.
@@ -34,10 +41,10 @@ class ArticleResult:
     theta1: float
     mse: float  # computed in the last iteration, before the final update (what the article prints)
     mse_final: float  # at the final parameters
-    history: Any
+    history: History
     x: np.ndarray
     y: np.ndarray
-    trainer: Any
+    trainer: Trainer
     theta_init: tuple[float, float]
 
     def summary(self) -> str:
@@ -52,18 +59,13 @@ def article_experiment(
     seed: int = 0, n: int = 100, lr: float = 0.01, steps: int = 1000, callbacks: Any = ()
 ) -> ArticleResult:
     """Run the article's gradient descent through the engine; see the module docstring."""
-    import losslab
-    from losslab.train.data import article_stream
-    from losslab.train.layers import linear_model
-    from losslab.train.optimizers import SGD
-    from losslab.train.trainer import Trainer
-
     x, y, rs = article_stream(seed, n)
     theta0 = rs.uniform(-1, 1)
     theta1 = rs.uniform(-1, 1)
-    model = linear_model(1, 1, dtype="float64", seed=0)
-    layer = model[0]
+    layer = Linear(1, 1, dtype="float64", rng=np.random.default_rng(0))
+    model = Sequential(layer)
     layer.weight[...] = theta1
+    assert layer.bias is not None
     layer.bias[...] = theta0
     trainer = Trainer(
         model, losslab.get("mse"), SGD(lr=lr), dtype="float64", metrics=[], seed=seed

@@ -2,9 +2,10 @@
 
 Each layer caches in ``forward`` what its ``backward`` needs; ``backward(grad_out)`` returns the
 gradient with respect to the layer's input and *overwrites* ``self.grads`` (one backward per
-batch, so nothing has to be zeroed between steps). Parameters are plain NumPy arrays that
-optimizers update in place; ``parameters()`` and ``gradients()`` hand out the arrays themselves,
-so references held by an optimizer or a callback stay valid.
+batch, so nothing has to be zeroed between steps); ``backward_params(grad_out)`` fills the
+gradients without returning the input's (what a trainer calls: the data need none). Parameters
+are plain NumPy arrays that optimizers update in place; ``parameters()`` and ``gradients()``
+hand out the arrays themselves, so references held by an optimizer or a callback stay valid.
 
 A network is a ``Sequential``; its ``parameters()`` are named like torch's ``state_dict``
 (``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ...). Shapes follow torch: a ``Linear`` weight is
@@ -16,6 +17,7 @@ Every backward pass here is checked against central finite differences and torch
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,6 +42,7 @@ __all__ = [
     "mlp",
     "linear_model",
     "layer_from_config",
+    "eval_mode",
     "ACTIVATIONS",
     "INITS",
 ]
@@ -68,7 +71,14 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """``dL/dx`` from ``dL/dy``; fills ``self.grads`` (overwriting them)."""
         raise NotImplementedError
+
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """Fill ``self.grads`` from ``dL/dy`` without returning ``dL/dx`` (a trainer never needs
+        the gradient with respect to the data). Layers for which ``dL/dx`` costs something skip
+        computing it; by default this is ``backward`` with its result dropped."""
+        self.backward(grad_out)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -90,9 +100,77 @@ class Layer:
     def eval(self) -> Layer:
         return self.train(False)
 
+    def input_features(self) -> int | None:
+        """The width of the input this layer expects (None when any width goes)."""
+        return None
+
     def config(self) -> dict[str, Any]:
         """The constructor arguments as JSON-able values (for saving a model without pickle)."""
         return {"type": type(self).__name__}
+
+    # -- state: parameters and the dropout masks' random streams ------------------------------
+
+    def load_parameters(self, params: dict[str, Any]) -> None:
+        """Copy ``params`` into the layer's arrays in place (names and shapes checked)."""
+        own = self.parameters()
+        missing = sorted(set(own) - set(params))
+        extra = sorted(set(params) - set(own))
+        if missing or extra:
+            raise ValueError(
+                f"params must have the model's names; missing {missing}, unexpected {extra}."
+            )
+        for k, a in own.items():
+            v = np.asarray(params[k])
+            if v.shape != a.shape:
+                raise ValueError(f"params[{k!r}] must have shape {a.shape}; got {v.shape}.")
+        for k, a in own.items():
+            a[...] = params[k]
+
+    def dropouts(self) -> list[Dropout]:
+        """Every Dropout layer in this one (nested ones included), in order."""
+        return []
+
+    def set_rng(self, rng: np.random.Generator | int | None) -> None:
+        """Give every Dropout its own generator, seeded in order from ``rng`` (or a seed)."""
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        for d in self.dropouts():
+            d.rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+
+    def rng_states(self) -> list[dict[str, Any]]:
+        """The Dropout generators' states (``bit_generator.state`` dicts: str and int values)."""
+        return [dict(d.rng.bit_generator.state) for d in self.dropouts()]
+
+    def set_rng_states(self, states: list[dict[str, Any]]) -> None:
+        drops = self.dropouts()
+        if len(states) != len(drops):
+            raise ValueError(f"states must hold {len(drops)} generator states; got {len(states)}.")
+        for d, s in zip(drops, states):
+            d.rng.bit_generator.state = s
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"params": {name: copy}, "rng": [dropout generator states]}``: what continuing
+        exactly needs (the architecture is ``config()``)."""
+        return {
+            "params": {k: v.copy() for k, v in self.parameters().items()},
+            "rng": self.rng_states(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` in place; names, shapes and dtypes must match."""
+        own = self.parameters()
+        for k, v in state["params"].items():
+            if k in own and np.asarray(v).dtype != own[k].dtype:
+                raise ValueError(
+                    f"state's parameter {k!r} is {np.asarray(v).dtype}; the model's is "
+                    f"{own[k].dtype}."
+                )
+        if len(state["rng"]) != len(self.dropouts()):
+            raise ValueError(
+                f"state holds {len(state['rng'])} dropout generator states; the model has "
+                f"{len(self.dropouts())} Dropout layers: not the same architecture."
+            )
+        self.load_parameters(state["params"])
+        self.set_rng_states(state["rng"])
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
@@ -158,6 +236,7 @@ class Linear(Layer):
             bound = 1.0 / math.sqrt(fan_in)
             w = rng.uniform(-bound, bound, size=shape)
         self.weight = w.astype(self.dtype)
+        self.bias: np.ndarray | None = None
         self.grads = {"weight": np.zeros_like(self.weight)}
         if self.use_bias:
             if init == "torch":
@@ -166,8 +245,6 @@ class Linear(Layer):
                 b = np.zeros(fan_out)
             self.bias = b.astype(self.dtype)
             self.grads["bias"] = np.zeros_like(self.bias)
-        else:
-            self.bias = None
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -185,21 +262,23 @@ class Linear(Layer):
             y += self.bias  # in place: y is a fresh array
         return y
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """With ``g = dL/dy``: ``dL/dW = g^T x``, ``dL/db = sum_rows g``, ``dL/dx = g W``.
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """With ``g = dL/dy``: ``dL/dW = g^T x``, ``dL/db = sum_rows g``, ``dL/dx = g W``."""
+        self.backward_params(grad_out)
+        return grad_out @ self.weight
 
-        ``input_grad=False`` skips ``dL/dx`` (returns None): the first layer of a network does not
-        need it, and it costs as much as the forward product.
-        """
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """``dL/dW`` and ``dL/db`` only: ``dL/dx`` costs as much as the forward product and the
+        first layer of a network does not need it."""
         x = self._need_cache("_x")
         g = grad_out.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         np.matmul(g.T, x2, out=self.grads["weight"])
         if self.bias is not None:
             np.sum(g, axis=0, out=self.grads["bias"])
-        if not input_grad:
-            return None
-        return grad_out @ self.weight
+
+    def input_features(self) -> int | None:
+        return self.in_features
 
     def parameters(self) -> dict[str, np.ndarray]:
         p = {"weight": self.weight}
@@ -377,6 +456,9 @@ class Dropout(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return grad_out if self.mask is None else grad_out * self.mask
 
+    def dropouts(self) -> list[Dropout]:
+        return [self]
+
     def config(self) -> dict[str, Any]:
         return {"type": "Dropout", "p": self.p}
 
@@ -400,37 +482,26 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        """Chain rule, last layer first. ``input_grad=False`` lets the first layer skip dL/dx
-        (a trainer never needs the gradient w.r.t. the data); then the result is None."""
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Chain rule, last layer first."""
         g = grad_out
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if i == 0 and not input_grad and isinstance(layer, (Linear, Sequential)):
-                return layer.backward(g, input_grad=False)
+        for layer in reversed(self.layers):
             g = layer.backward(g)
         return g
+
+    def backward_params(self, grad_out: np.ndarray) -> None:
+        """The chain rule down to the first layer, which fills its gradients only."""
+        g = grad_out
+        for layer in reversed(self.layers[1:]):
+            g = layer.backward(g)
+        if self.layers:
+            self.layers[0].backward_params(g)
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {f"{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.parameters().items()}
 
     def gradients(self) -> dict[str, np.ndarray]:
         return {f"{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.gradients().items()}
-
-    def load_parameters(self, params: dict[str, Any]) -> None:
-        """Copy ``params`` into the model's arrays in place (names, shapes checked)."""
-        own = self.parameters()
-        missing = sorted(set(own) - set(params))
-        extra = sorted(set(params) - set(own))
-        if missing or extra:
-            raise ValueError(
-                f"params must have the model's names; missing {missing}, unexpected {extra}."
-            )
-        for k, a in own.items():
-            v = np.asarray(params[k])
-            if v.shape != a.shape:
-                raise ValueError(f"params[{k!r}] must have shape {a.shape}; got {v.shape}.")
-            a[...] = v
 
     def zero_grad(self) -> None:
         for layer in self.layers:
@@ -443,31 +514,11 @@ class Sequential(Layer):
         return self
 
     def dropouts(self) -> list[Dropout]:
-        """Every Dropout layer, nested ones included, in order."""
-        out: list[Dropout] = []
-        for layer in self.layers:
-            if isinstance(layer, Dropout):
-                out.append(layer)
-            elif isinstance(layer, Sequential):
-                out.extend(layer.dropouts())
-        return out
+        return [d for layer in self.layers for d in layer.dropouts()]
 
-    def set_rng(self, rng: np.random.Generator | int | None) -> None:
-        """Give every Dropout its own generator, seeded in order from ``rng`` (or a seed)."""
-        rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-        for d in self.dropouts():
-            d.rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
-
-    def rng_states(self) -> list[dict[str, Any]]:
-        """The Dropout generators' states (``bit_generator.state`` dicts: str and int values)."""
-        return [d.rng.bit_generator.state for d in self.dropouts()]
-
-    def set_rng_states(self, states: list[dict[str, Any]]) -> None:
-        drops = self.dropouts()
-        if len(states) != len(drops):
-            raise ValueError(f"states must hold {len(drops)} generator states; got {len(states)}.")
-        for d, s in zip(drops, states):
-            d.rng.bit_generator.state = s
+    def input_features(self) -> int | None:
+        """The first layer's that knows one (activations and dropout take any width)."""
+        return next((w for w in (la.input_features() for la in self.layers) if w is not None), None)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -587,4 +638,13 @@ def linear_model(
     return Sequential(Linear(in_features, out_features, init=init, dtype=dtype, rng=rng))
 
 
-# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def eval_mode(model: Layer) -> Iterator[Layer]:
+    """``with eval_mode(model):`` the model in evaluation mode (dropout off); its previous mode
+    comes back afterwards, also after an error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from losslab.losses._validation import suggest
+
 __all__ = [
     "accuracy",
     "r2",
@@ -164,8 +166,6 @@ REGRESSION_METRICS = ("r2", "mae")
 
 def get_metric(name: str) -> Callable[[Any, Any], float]:
     """The metric function called ``name`` (a ValueError lists the choices otherwise)."""
-    from losslab.losses._validation import suggest
-
     if name not in METRICS:
         raise ValueError(
             f"unknown metric {name!r}." + suggest(str(name), METRICS)

@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 
-def _number(value: Any, name: str, *, low: float = 0.0, strict: bool = False, high=None) -> float:
+def _number(
+    value: Any, name: str, *, low: float = 0.0, strict: bool = False, high: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number; got {value!r}.")
     v = float(value)
@@ -368,7 +370,7 @@ class Adagrad(Optimizer):
         p -= clr * (g / std)
 
 
-OPTIMIZERS: dict[str, type] = {
+OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
     "adamw": AdamW,
@@ -394,7 +396,7 @@ def make_optimizer(name: str, **options: Any) -> Optimizer:
     cls = OPTIMIZERS[key]
     if options.get("lr", 0) is None:
         options.pop("lr")
-    allowed = list(inspect.signature(cls.__init__).parameters)[1:]
+    allowed = list(inspect.signature(cls).parameters)
     for k in options:
         if k not in allowed:
             raise TypeError(

@@ -1,11 +1,16 @@
 """Learning-rate schedules with torch.optim.lr_scheduler's learning rates.
 
-A schedule maps a step count ``t`` (epochs by default; the trainer decides what a step is) to a
-learning rate. ``lr_at(t)`` is the rate after ``t`` calls of ``step()`` -- the same number torch's
-scheduler gives after ``t`` calls of ``scheduler.step()``; ``lr_at(0)`` is the rate to start with.
-``step(metric=None)`` advances by one and returns the new rate, which the caller writes into the
-optimizer (``optimizer.lr = schedule.step()``). Only ``ReduceOnPlateau`` depends on anything but
-``t``: it needs the monitored metric.
+A schedule maps a step count ``t`` to a learning rate. ``lr_at(t)`` is the rate after ``t`` calls
+of ``step()`` -- the same number torch's scheduler gives after ``t`` calls of
+``scheduler.step()``; ``lr_at(0)`` is the rate to start with. ``step(metric=None)`` advances by
+one and returns the new rate, which the caller writes into the optimizer
+(``optimizer.lr = schedule.step()``). Only ``ReduceOnPlateau`` depends on anything but ``t``: it
+needs the monitored metric.
+
+What a step is: every schedule takes ``interval="epoch"`` (the default: the trainer steps it after
+each epoch) or ``interval="batch"`` (after each optimizer step, as Lightning's scheduler config
+``{"interval": "step"}`` and torch's usual ``OneCycleLR`` loop). ``t_max``, ``total_steps``,
+``step_size`` and the like then count batches. ``ReduceOnPlateau`` steps per epoch only.
 
 Closed forms are used where torch iterates a recursion; they agree to rounding (checked to 1e-10
 relative over 100 steps in ``tests/test_schedules.py``).
@@ -27,6 +32,9 @@ __all__ = [
     "CosineAnnealing",
     "Cyclic",
     "ReduceOnPlateau",
+    "OneCycle",
+    "LinearWarmup",
+    "INTERVALS",
     "make_schedule",
     "SCHEDULES",
 ]
@@ -44,6 +52,9 @@ def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     return v
 
 
+INTERVALS = ("epoch", "batch")
+
+
 def _count(value: Any, name: str, *, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int) and not (
         hasattr(value, "__index__")
@@ -55,11 +66,29 @@ def _count(value: Any, name: str, *, allow_zero: bool = False) -> int:
     return v
 
 
-class Schedule:
-    """Base class: ``lr_at(t)`` from ``base_lr``; ``step()`` advances ``last_step`` by one."""
+def _interval(value: Any) -> str:
+    if value not in INTERVALS:
+        raise ValueError(
+            f"interval must be 'epoch' or 'batch'; got {value!r}." + suggest(str(value), INTERVALS)
+        )
+    return str(value)
 
-    def __init__(self, base_lr: float) -> None:
+
+def _linear(base_lr: float, start: float, end: float, step: int, total: int) -> float:
+    """``base_lr * (start + (end - start) * min(step, total) / total)``: torch's ``LinearLR``
+    in closed form (its recursion agrees to rounding)."""
+    return base_lr * (start + (end - start) * min(step, total) / total)
+
+
+class Schedule:
+    """Base class: ``lr_at(t)`` from ``base_lr``; ``step()`` advances ``last_step`` by one.
+
+    ``interval`` says when the trainer steps it: ``"epoch"`` or ``"batch"``.
+    """
+
+    def __init__(self, base_lr: float, *, interval: str = "epoch") -> None:
         self.base_lr = _positive(base_lr, "base_lr")
+        self.interval = _interval(interval)
         self.last_step = 0
 
     def lr_at(self, step: int) -> float:
@@ -106,8 +135,10 @@ class Constant(Schedule):
 class StepLR(Schedule):
     """``lr_t = base_lr * gamma ** floor(t / step_size)`` (torch.optim.lr_scheduler.StepLR)."""
 
-    def __init__(self, base_lr: float, step_size: int, gamma: float = 0.1) -> None:
-        super().__init__(base_lr)
+    def __init__(
+        self, base_lr: float, step_size: int, gamma: float = 0.1, *, interval: str = "epoch"
+    ) -> None:
+        super().__init__(base_lr, interval=interval)
         self.step_size = _count(step_size, "step_size")
         self.gamma = _positive(gamma, "gamma")
 
@@ -118,8 +149,8 @@ class StepLR(Schedule):
 class Exponential(Schedule):
     """``lr_t = base_lr * gamma ** t`` (torch.optim.lr_scheduler.ExponentialLR)."""
 
-    def __init__(self, base_lr: float, gamma: float) -> None:
-        super().__init__(base_lr)
+    def __init__(self, base_lr: float, gamma: float, *, interval: str = "epoch") -> None:
+        super().__init__(base_lr, interval=interval)
         self.gamma = _positive(gamma, "gamma")
 
     def lr_at(self, step: int) -> float:
@@ -149,8 +180,10 @@ class CosineAnnealing(Schedule):
         eta_min: float = 0.0,
         warmup_steps: int = 0,
         warmup_start_factor: float = 1.0 / 3.0,
+        *,
+        interval: str = "epoch",
     ) -> None:
-        super().__init__(base_lr)
+        super().__init__(base_lr, interval=interval)
         self.t_max = _count(t_max, "t_max")
         self.eta_min = _positive(eta_min, "eta_min", allow_zero=True)
         self.warmup_steps = _count(warmup_steps, "warmup_steps", allow_zero=True)
@@ -166,7 +199,7 @@ class CosineAnnealing(Schedule):
     def lr_at(self, step: int) -> float:
         w, f = self.warmup_steps, self.warmup_start_factor
         if step < w:
-            return self.base_lr * (f + (1.0 - f) * step / w)
+            return _linear(self.base_lr, f, 1.0, step, w)
         t, period = step - w, self.t_max - w
         cos = 1 + math.cos(math.pi * t / period)
         return self.eta_min + (self.base_lr - self.eta_min) * cos / 2
@@ -192,8 +225,10 @@ class Cyclic(Schedule):
         step_size_down: int | None = None,
         mode: str = "triangular",
         gamma: float = 1.0,
+        *,
+        interval: str = "epoch",
     ) -> None:
-        super().__init__(base_lr)
+        super().__init__(base_lr, interval=interval)
         self.max_lr = _positive(max_lr, "max_lr")
         self.step_size_up = _count(step_size_up, "step_size_up")
         self.step_size_down = (
@@ -246,8 +281,15 @@ class ReduceOnPlateau(Schedule):
         cooldown: int = 0,
         min_lr: float = 0.0,
         eps: float = 1e-8,
+        *,
+        interval: str = "epoch",
     ) -> None:
-        super().__init__(base_lr)
+        super().__init__(base_lr, interval=interval)
+        if self.interval != "epoch":
+            raise ValueError(
+                "ReduceOnPlateau steps once per epoch on the monitored metric; interval must be "
+                f"'epoch', got {interval!r}."
+            )
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max'; got {mode!r}.")
         if threshold_mode not in ("rel", "abs"):
@@ -313,18 +355,132 @@ class ReduceOnPlateau(Schedule):
             setattr(self, k, state[k])
 
 
-SCHEDULES: dict[str, type] = {
+class LinearWarmup(Schedule):
+    """``lr_t = base_lr * (s + (e - s) * min(t, total_steps) / total_steps)``: the rate moves
+    linearly from ``start_factor * base_lr`` to ``end_factor * base_lr`` over ``total_steps``
+    steps and then stays (torch.optim.lr_scheduler.LinearLR with ``total_iters=total_steps``;
+    ``start_factor`` defaults to its 1/3). Usually per batch: ``interval="batch"``.
+    """
+
+    def __init__(
+        self,
+        base_lr: float,
+        total_steps: int,
+        start_factor: float = 1.0 / 3.0,
+        end_factor: float = 1.0,
+        *,
+        interval: str = "epoch",
+    ) -> None:
+        super().__init__(base_lr, interval=interval)
+        self.total_steps = _count(total_steps, "total_steps")
+        self.start_factor = _positive(start_factor, "start_factor")
+        self.end_factor = _positive(end_factor, "end_factor", allow_zero=True)
+        if self.start_factor > 1.0:
+            raise ValueError(f"start_factor must lie in (0, 1]; got {start_factor!r}.")
+        if self.end_factor > 1.0:
+            raise ValueError(f"end_factor must lie in [0, 1]; got {end_factor!r}.")
+
+    def lr_at(self, step: int) -> float:
+        return _linear(self.base_lr, self.start_factor, self.end_factor, step, self.total_steps)
+
+
+class OneCycle(Schedule):
+    """The one-cycle policy (Smith & Topin, 2018): torch.optim.lr_scheduler.OneCycleLR with
+    ``cycle_momentum=False`` (the optimizers' momentum is not cycled).
+
+    The rate starts at ``initial = max_lr / div_factor``, rises to ``max_lr`` over the first
+    ``pct_start * total_steps - 1`` steps, then falls to ``initial / final_div_factor`` at step
+    ``total_steps - 1``; ``anneal_strategy`` "cos" (default) or "linear" shapes both ramps.
+    ``three_phase=True`` comes back down to ``initial`` symmetrically before the final fall.
+    Phase boundaries, interpolation and rounding are torch's, so the rates agree to the last bit.
+    As in torch, stepping past ``total_steps`` is an error: set it to ``epochs * batches per
+    epoch`` with ``interval="batch"`` (or to ``epochs`` per epoch).
+    """
+
+    def __init__(
+        self,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        *,
+        interval: str = "epoch",
+    ) -> None:
+        super().__init__(max_lr, interval=interval)
+        self.max_lr = self.base_lr
+        self.total_steps = _count(total_steps, "total_steps")
+        pct = _positive(pct_start, "pct_start")
+        if pct >= 1.0:
+            raise ValueError(f"pct_start must lie in (0, 1); got {pct_start!r}.")
+        self.pct_start = pct
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(
+                f"anneal_strategy must be 'cos' or 'linear'; got {anneal_strategy!r}."
+            )
+        self.anneal_strategy = anneal_strategy
+        self.div_factor = _positive(div_factor, "div_factor")
+        self.final_div_factor = _positive(final_div_factor, "final_div_factor")
+        self.three_phase = bool(three_phase)
+        ends = [0.0] + [end for end, _, _ in self._phases()]
+        if any(b <= a for a, b in zip(ends, ends[1:])):
+            raise ValueError(
+                f"pct_start={pct_start!r} with total_steps={self.total_steps} leaves a phase of "
+                "the cycle without steps; raise total_steps or move pct_start towards "
+                f"{'0.25' if self.three_phase else '0.5'}."
+            )
+
+    def _phases(self) -> list[tuple[float, float, float]]:
+        """``(last step, start rate, end rate)`` of each phase, as torch's ``_schedule_phases``."""
+        initial = self.max_lr / self.div_factor
+        low = initial / self.final_div_factor
+        up_end = float(self.pct_start * self.total_steps) - 1
+        last = float(self.total_steps - 1)
+        if self.three_phase:
+            down_end = float(2 * self.pct_start * self.total_steps) - 2
+            return [(up_end, initial, self.max_lr), (down_end, self.max_lr, initial),
+                    (last, initial, low)]
+        return [(up_end, initial, self.max_lr), (last, self.max_lr, low)]
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def lr_at(self, step: int) -> float:
+        if step > self.total_steps:
+            raise ValueError(
+                f"OneCycle stepped {step} times but total_steps is {self.total_steps}; set "
+                "total_steps to the number of steps the run takes (epochs * batches per epoch "
+                "with interval='batch')."
+            )
+        start_step = 0.0
+        phases = self._phases()
+        for i, (end_step, start_lr, end_lr) in enumerate(phases):
+            if step <= end_step or i == len(phases) - 1:
+                return self._anneal(start_lr, end_lr, (step - start_step) / (end_step - start_step))
+            start_step = end_step
+        raise AssertionError("unreachable")  # the last phase always answers
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
     "constant": Constant,
     "step": StepLR,
     "exponential": Exponential,
     "cosine": CosineAnnealing,
     "cyclic": Cyclic,
     "plateau": ReduceOnPlateau,
+    "linear_warmup": LinearWarmup,
+    "one_cycle": OneCycle,
 }
 
 
 def make_schedule(name: str, base_lr: float, **options: Any) -> Schedule:
-    """A schedule by name: constant, step, exponential, cosine, cyclic, plateau."""
+    """A schedule by name: constant, step, exponential, cosine, cyclic, plateau, linear_warmup,
+    one_cycle (``base_lr`` is its ``max_lr``); ``interval="batch"`` among the options steps it
+    per batch."""
     if not isinstance(name, str):
         raise TypeError(f"schedule name must be a string; got {type(name).__name__}.")
     key = name.strip().lower().replace("-", "_")
@@ -334,7 +490,7 @@ def make_schedule(name: str, base_lr: float, **options: Any) -> Schedule:
             + suggest(key, SCHEDULES)
         )
     cls = SCHEDULES[key]
-    params = list(inspect.signature(cls.__init__).parameters.values())[2:]
+    params = list(inspect.signature(cls).parameters.values())[1:]  # all but the base rate
     allowed = [p.name for p in params]
     for k in options:
         if k not in allowed:

@@ -12,7 +12,7 @@ What one step does (``Trainer.train_step``)::
 
     out = model.forward(xb)
     L, dL/dout = loss.value_and_grad(out, yb)      # one pass through the catalog loss
-    model.backward(dL/dout)                        # fills every layer's gradients
+    model.backward_params(dL/dout)                 # fills every layer's gradients
     L += R(w); grad += dR/dw                       # the article's regularisation term, if any
     check L and every gradient are finite         # else NonFiniteError(epoch, batch)
     clip gradients (by norm / by value)
@@ -28,45 +28,66 @@ Conventions:
 - ``history["grad_norm/<param>"]`` is the mean over the epoch's batches of the L2 norm of that
   parameter's gradient (after the regularisation gradient, before clipping): vanishing or
   exploding gradients show up here per layer.
-- Schedules step once per epoch: ``lr <- schedule.step(metric)`` with metric = ``val_loss`` when
-  there is validation data and ``loss`` otherwise (only ReduceOnPlateau reads it).
-  ``history["lr"]`` is the rate used during the epoch.
+- A schedule with ``interval="epoch"`` (the default) steps once per epoch:
+  ``lr <- schedule.step(metric)`` with metric = ``val_loss`` when there is validation data and
+  ``loss`` otherwise (only ReduceOnPlateau reads it). One with ``interval="batch"`` steps after
+  every optimizer step (after the batch's callbacks), as torch's ``OneCycleLR`` loop does.
+  ``history["lr"]`` is the rate the epoch's first batch used; each batch's rate is ``"lr"`` in
+  the logs ``on_batch_end`` receives. ``train_step`` never steps the schedule.
+- A callback stops training by setting ``trainer.stop_training = True``: in ``on_batch_end`` the
+  epoch ends after that batch (its logs average the batches run), in ``on_epoch_end`` after the
+  epoch; either way the epoch's end (history, callbacks, checkpoint) still happens (Keras).
 - ``validation_split`` holds out the *last* fraction of the samples, before shuffling (Keras).
 - One ``seed`` fixes everything random: ``SeedSequence(seed).spawn(3)`` gives independent
   streams for initialisation (``trainer.init_rng``, or ``seed_streams(seed)["init"]`` to pass as
   ``mlp(..., seed=<that generator>)``), shuffling and the dropout masks (the Trainer reseeds the
   model's Dropout layers). A model built with ``mlp(..., seed=seed)`` is reproducible as well.
-- Task: ``"classification"`` when the loss is a multiclass one (cross_entropy, nll, poly1,
-  multi_margin, ...) and ``y`` holds integer labels; ``"binary"`` for binary losses on logits
-  (bce_with_logits, ...) with 0/1 targets; ``"regression"`` otherwise. Pass ``task=`` to force.
+- Task, read from the loss's declared facts (``losslab.spec(name)``): ``"classification"``
+  when its layout is ``class_axis`` with class targets and ``y`` is 1-D (cross_entropy, nll,
+  poly1, multi_margin, ...); ``"binary"`` for an ``elementwise`` loss on ``logits`` and a model
+  with one output (bce_with_logits, focal), 0/1 targets; ``"regression"`` otherwise. Pass
+  ``task=`` to force.
+- Probabilities (``predict_proba``, the ``log_loss`` and ``calibration_error`` metrics) are read
+  from the outputs by the loss's input kind (``losslab.train.outputs``). A loss on scores
+  (hinge, multi_margin, ...) gives none: ``predict_proba`` raises, and those metrics are
+  recorded as NaN ("not measured").
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 import losslab
-from losslab.train.callbacks import Callback
+from losslab.losses._registry import Loss
+from losslab.train.callbacks import Callback, callback_states, load_callback_states
+from losslab.train.checkpoint import read_checkpoint, save_checkpoint
+from losslab.train.history import History
+from losslab.train.layers import Layer, eval_mode
 from losslab.train.metrics import (
     CLASSIFICATION_METRICS,
     METRICS,
     REGRESSION_METRICS,
     StreamingMetric,
+    get_metric,
 )
+from losslab.train.optimizers import Optimizer, make_optimizer
+from losslab.train.outputs import (
+    class_probabilities,
+    has_probabilities,
+    predicted_labels,
+)
+from losslab.train.regularization import Regularizer, clip_grad_norm, clip_grad_value
+from losslab.train.schedules import Schedule, make_schedule
 
-__all__ = ["Trainer", "History", "NonFiniteError", "TASKS", "seed_streams"]
+__all__ = ["Trainer", "NonFiniteError", "TASKS", "seed_streams"]
 
 TASKS = ("regression", "classification", "binary")
 
-# Losses whose input is per-class scores (logits) and whose target is a class index.
-_MULTICLASS_TASKS = ("multiclass", "classification")
-# Binary losses on logits with 0/1 targets (for which sigmoid(output) is a probability).
 
 
 class NonFiniteError(ValueError):
@@ -92,70 +113,6 @@ def seed_streams(seed: int | None) -> dict[str, np.random.Generator]:
     }
 
 
-class History:
-    """Per-epoch records: ``history["loss"][e]`` is the value after epoch ``epochs[e]``.
-
-    Keys: ``loss``, ``val_loss``, ``lr``, metric names and ``val_<metric>``,
-    ``grad_norm/<param>``, ``reg_loss`` (with a regulariser). Every list has one entry per epoch
-    (NaN where a value was not measured that epoch).
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-        self.epochs: list[int] = []
-
-    def append(self, epoch: int, logs: dict[str, float]) -> None:
-        n = len(self.epochs)
-        for k, v in logs.items():
-            if k not in self.history:
-                self.history[k] = [math.nan] * n
-            self.history[k].append(float(v))
-        for col in self.history.values():
-            if len(col) == n:
-                col.append(math.nan)
-        self.epochs.append(int(epoch))
-
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.history
-
-    def __len__(self) -> int:
-        return len(self.epochs)
-
-    def keys(self) -> Iterable[str]:
-        return self.history.keys()
-
-    def last(self) -> dict[str, float]:
-        return {k: v[-1] for k, v in self.history.items()} if self.epochs else {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "epochs": list(self.epochs),
-            "history": {k: list(v) for k, v in self.history.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> History:
-        h = cls()
-        h.epochs = [int(e) for e in d.get("epochs", [])]
-        h.history = {k: [float(x) for x in v] for k, v in d.get("history", {}).items()}
-        return h
-
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """One row per epoch, columns ``epoch`` then the keys in insertion order."""
-        keys = list(self.history)
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["epoch", *keys])
-            for i, e in enumerate(self.epochs):
-                w.writerow([e, *(repr(self.history[k][i]) for k in keys)])
-
-    def __repr__(self) -> str:
-        return f"History(epochs={len(self)}, keys={list(self.history)})"
-
-
 def _positive(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a positive number; got {value!r}.")
@@ -175,18 +132,6 @@ def _find_nonfinite(a: np.ndarray) -> str:
     return f" (first at index {tuple(int(i) for i in bad[0])})" if len(bad) else ""
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    e /= e.sum(axis=1, keepdims=True)
-    return e
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    from losslab.losses._primitives import sigmoid
-
-    return sigmoid(np, z)
-
-
 class Trainer:
     """Fits ``model`` by minimising ``loss`` with ``optimizer``; see the module docstring.
 
@@ -195,8 +140,9 @@ class Trainer:
     model : a losslab ``Layer`` (usually ``Sequential``; ``mlp`` and ``linear_model`` build one).
     loss : a catalog name (``"mse"``, ``"cross_entropy"``, ...) or a ``losslab.Loss``.
     optimizer : a name (``"sgd"``, ``"adam"``, ...) or an ``Optimizer``. ``lr`` overrides its rate.
-    schedule : None, a name (constant, step, exponential, cosine, cyclic, plateau; ``step`` needs
-        options, so pass a ``Schedule`` for those) or a ``Schedule``.
+    schedule : None, a name (constant, plateau; the others need options, so pass a
+        ``Schedule`` for those) or a ``Schedule``, stepped per epoch or, with
+        ``interval="batch"``, per batch.
     regularizer : None or a ``Regularizer`` (L1, L2, ElasticNet): its value is added to the loss
         and its gradient to the parameters' gradients.
     clip_norm, clip_value : gradient clipping by global L2 norm / by value (torch semantics).
@@ -210,13 +156,13 @@ class Trainer:
 
     def __init__(
         self,
-        model: Any,
-        loss: str | Any = "mse",
-        optimizer: str | Any = "sgd",
+        model: Layer,
+        loss: str | Loss = "mse",
+        optimizer: str | Optimizer = "sgd",
         *,
         lr: float | None = None,
-        schedule: Any = None,
-        regularizer: Any = None,
+        schedule: str | Schedule | None = None,
+        regularizer: Regularizer | None = None,
         clip_norm: float | None = None,
         clip_value: float | None = None,
         metrics: Sequence[str] | None = None,
@@ -224,15 +170,13 @@ class Trainer:
         seed: int | None = 0,
         dtype: Any = None,
     ) -> None:
-        from losslab.train.optimizers import Optimizer, make_optimizer
-        from losslab.train.schedules import Schedule, make_schedule
-
-        if not (hasattr(model, "forward") and hasattr(model, "parameters")):
+        if not isinstance(model, Layer):
             raise TypeError(f"model must be a losslab Layer; got {type(model).__name__}.")
         self.model = model
-        self.loss = losslab.get(loss) if isinstance(loss, str) else loss
-        if not hasattr(self.loss, "value_and_grad"):
+        loss = losslab.get(loss) if isinstance(loss, str) else loss
+        if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a catalog name or a losslab.Loss; got {loss!r}.")
+        self.loss: Loss = loss
         if lr is not None:
             lr = _positive(lr, "lr")
         if isinstance(optimizer, str):
@@ -243,17 +187,15 @@ class Trainer:
         else:
             raise TypeError(f"optimizer must be a name or an Optimizer; got {optimizer!r}.")
         _positive(optimizer.lr, "lr")
-        self.optimizer = optimizer
+        self.optimizer: Optimizer = optimizer
         if isinstance(schedule, str):
             schedule = make_schedule(schedule, self.optimizer.lr)
         elif schedule is not None and not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be None, a name or a Schedule; got {schedule!r}.")
-        self.schedule = schedule
+        self.schedule: Schedule | None = schedule
         if schedule is not None:
             self.optimizer.lr = float(schedule.lr)
-        if regularizer is not None and not (
-            hasattr(regularizer, "value") and hasattr(regularizer, "grad")
-        ):
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
             raise TypeError(
                 "regularizer must be None or a Regularizer (L1, L2, ElasticNet); "
                 f"got {regularizer!r}."
@@ -267,8 +209,6 @@ class Trainer:
         self._metric_names = None if metrics is None else [str(m) for m in metrics]
         for m in self._metric_names or ():
             if m not in METRICS:
-                from losslab.train.metrics import get_metric
-
                 get_metric(m)  # raises with the closest names
         params = model.parameters()
         model_dtype = next(iter(params.values())).dtype if params else np.dtype(np.float32)
@@ -290,8 +230,7 @@ class Trainer:
         streams = seed_streams(seed)
         self.init_rng = streams["init"]
         self.shuffle_rng = streams["shuffle"]
-        if hasattr(model, "set_rng"):
-            model.set_rng(streams["dropout"])
+        model.set_rng(streams["dropout"])
         self.history = History()
         self.stop_training = False
         self.epoch = 0
@@ -307,35 +246,26 @@ class Trainer:
 
     @property
     def in_features(self) -> int | None:
-        """Input width from the first parameterised layer's weight (None if unknown)."""
-        layers = list(self.model) if hasattr(self.model, "__iter__") else [self.model]
-        for layer in layers:
-            w = layer.parameters().get("weight") if hasattr(layer, "parameters") else None
-            if w is None and hasattr(layer, "parameters"):
-                w = next((v for k, v in layer.parameters().items() if k.endswith("weight")), None)
-            if w is not None and w.ndim == 2:
-                return int(w.shape[1])
-        return None
+        """Input width from the first parameterised layer (None if unknown)."""
+        return self.model.input_features()
 
     @property
     def n_outputs(self) -> int:
         """Output width, found once by a forward pass of one zero sample in eval mode."""
         if self._n_outputs is None:
             d = self.in_features or 1
-            with _eval_mode(self.model):
+            with eval_mode(self.model):
                 out = self.model.forward(np.zeros((1, d), dtype=self.dtype))
             self._n_outputs = int(out.shape[-1]) if out.ndim > 1 else 1
         return self._n_outputs
 
     def _infer_task(self, y: np.ndarray) -> str:
-        spec = getattr(self.loss, "spec", None)
-        family = getattr(spec, "task", "")
-        if family in _MULTICLASS_TASKS and y.ndim == 1:
+        spec = self.loss.spec
+        if spec.layout == "class_axis" and spec.target_kind in ("class", "class_index") and (
+            y.ndim == 1
+        ):
             return "classification"  # non-integer labels are then rejected by _check_y
-        binary_logits = getattr(spec, "input_kind", "") == "logits" and getattr(
-            spec, "layout", ""
-        ) == "elementwise"
-        if binary_logits and self.n_outputs == 1:
+        if spec.input_kind == "logits" and spec.layout == "elementwise" and self.n_outputs == 1:
             return "binary"
         return "regression"
 
@@ -412,7 +342,9 @@ class Trainer:
             raise ValueError(f"{name} must have shape ({n},) or ({n}, {c}); got {y.shape}.")
         return np.ascontiguousarray(y, dtype=self.dtype)
 
-    def _prepare(self, X: Any, y: Any, x_name: str = "X", y_name: str = "y"):
+    def _prepare(
+        self, X: Any, y: Any, x_name: str = "X", y_name: str = "y"
+    ) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_X(X, x_name)
         y_arr = np.asarray(y)
         if self.task is None:
@@ -425,7 +357,10 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int, norms: dict | None):
+    def _step(
+        self, xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int,
+        norms: dict[str, float] | None,
+    ) -> tuple[float, float, np.ndarray]:
         """Forward, backward, checks, clip, update.
 
         Returns ``(loss including the penalty, penalty, model output)``.
@@ -436,17 +371,10 @@ class Trainer:
         loss_value = float(value)
         if not math.isfinite(loss_value):
             raise NonFiniteError("loss", epoch, batch, loss_value)
-        try:
-            model.backward(g, input_grad=False)
-        except TypeError:  # a custom layer without the input_grad switch
-            model.backward(g)
+        model.backward_params(g)  # no dL/dx: the data need no gradient
         params = model.parameters()
         grads = model.gradients()
-        penalty = 0.0
-        if self.regularizer is not None:
-            penalty = float(self.regularizer.value(params))
-            for k, gk in self.regularizer.grad(params).items():
-                grads[k] += gk
+        penalty = 0.0 if self.regularizer is None else self.regularizer.add_grad(params, grads)
         for k, gk in grads.items():
             flat = gk.reshape(-1)
             sq = float(np.dot(flat, flat))
@@ -458,8 +386,6 @@ class Trainer:
                     np.linalg.norm(gk.astype(np.float64))
                 )
         if self.clip_norm is not None or self.clip_value is not None:
-            from losslab.train.regularization import clip_grad_norm, clip_grad_value
-
             if self.clip_value is not None:
                 clip_grad_value(grads, self.clip_value)
             if self.clip_norm is not None:
@@ -511,10 +437,13 @@ class Trainer:
         X, y = self._prepare(X, y)
         n = len(X)
         batch_size = n if batch_size is None else _count(batch_size, "batch_size")
+        validation: tuple[np.ndarray, np.ndarray] | None = None
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ValueError("validation_data must be a pair (X_val, y_val).")
-            Xv, yv = self._prepare(*validation_data, "validation_data[0]", "validation_data[1]")
+            validation = self._prepare(
+                *validation_data, "validation_data[0]", "validation_data[1]"
+            )
         elif validation_split:
             if isinstance(validation_split, bool) or not (0.0 < float(validation_split) < 1.0):
                 raise ValueError(f"validation_split must lie in [0, 1); got {validation_split!r}.")
@@ -524,20 +453,24 @@ class Trainer:
                     f"validation_split={validation_split} leaves {n_val} of {n} samples for "
                     "validation; it must leave at least one for each part."
                 )
-            X, Xv, y, yv = X[: n - n_val], X[n - n_val :], y[: n - n_val], y[n - n_val :]
+            X, y, validation = X[: n - n_val], y[: n - n_val], (X[n - n_val :], y[n - n_val :])
             n = len(X)
-        else:
-            Xv = yv = None
-        if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-            from losslab.train.checkpoint import load_checkpoint
-
-            self.callbacks = list(callbacks)
-            load_checkpoint(self, checkpoint_path)
+        resume_state = None
+        if resume:
+            if checkpoint_path is None:
+                raise ValueError("resume=True needs checkpoint_path (the file to resume from).")
+            if os.path.exists(checkpoint_path):
+                resume_state = read_checkpoint(checkpoint_path)["trainer"]
+        self.callbacks = list(callbacks)
+        self.stop_training = False
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        if resume_state is not None:
+            # After on_train_begin, which starts callbacks afresh: the saved state wins.
+            self.load_state_dict(resume_state)
             target = epochs
         else:
             target = self.epoch + epochs
-        self.callbacks = list(callbacks)
-        self.stop_training = False
         metric_names = self._metric_list()
         streaming = [StreamingMetric(m) for m in metric_names if m in StreamingMetric.SUPPORTED]
         param_names = list(self.model.parameters())
@@ -545,11 +478,11 @@ class Trainer:
         # once, into an array small enough to be in cache when the first layer reads it (a
         # shuffled copy of the whole data set would be written to memory and read back).
         rows = min(batch_size, n)
-        xbuf = np.empty((rows, *X.shape[1:]), X.dtype) if shuffle else None
-        ybuf = np.empty((rows, *y.shape[1:]), y.dtype) if shuffle else None
+        xbuf = np.empty((rows, *X.shape[1:]), X.dtype)
+        ybuf = np.empty((rows, *y.shape[1:]), y.dtype)
         labels_checked = self.task == "classification"
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
+        schedule = self.schedule
+        batch_schedule = schedule if schedule is not None and schedule.interval == "batch" else None
         for epoch in range(self.epoch, target):
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
@@ -561,7 +494,7 @@ class Trainer:
             norms = dict.fromkeys(param_names, 0.0)
             for m in streaming:
                 m.reset()
-            n_batches = 0
+            n_batches = n_seen = 0
             # Labels were range-checked up front: skip the loss's per-batch value checks.
             # Overflow is reported by the NonFiniteError guard, not by NumPy warnings.
             with losslab.value_checks(not labels_checked), np.errstate(
@@ -576,6 +509,7 @@ class Trainer:
                         # write straight into the buffer; "raise" would go through a temporary.
                         xb = np.take(X, idx, axis=0, out=xbuf[: len(idx)], mode="clip")
                         yb = np.take(y, idx, axis=0, out=ybuf[: len(idx)], mode="clip")
+                    lr_batch = self.optimizer.lr
                     value, penalty, out = self._step(xb, yb, epoch, b, norms)
                     total += value * len(xb)
                     reg_total += penalty * len(xb)
@@ -583,24 +517,29 @@ class Trainer:
                         m.update(yb, self._metric_input(out))
                     n_batches += 1
                     if self.callbacks:
-                        batch_logs = {"loss": value, "size": float(len(xb))}
+                        batch_logs = {"loss": value, "size": float(len(xb)), "lr": lr_batch}
                         for cb in self.callbacks:
                             cb.on_batch_end(self, epoch, b, batch_logs)
-            logs: dict[str, float] = {"loss": total / n}
+                    if batch_schedule is not None:
+                        self.optimizer.lr = float(batch_schedule.step())
+                    n_seen += len(xb)
+                    if self.stop_training:  # a callback stopped training in mid-epoch
+                        break
+            logs: dict[str, float] = {"loss": total / n_seen}
             if self.regularizer is not None:
-                logs["reg_loss"] = reg_total / n
+                logs["reg_loss"] = reg_total / n_seen
             for m in streaming:
                 logs[m.name] = m.result()
-            if Xv is not None:
-                for k, v in self._evaluate_arrays(Xv, yv, metric_names).items():
+            if validation is not None:
+                for k, v in self._evaluate_arrays(*validation, metric_names).items():
                     logs["val_" + k] = v
             logs["lr"] = lr_used
             for k in param_names:
                 logs["grad_norm/" + k] = norms[k] / n_batches
             self.epoch = epoch + 1
-            if self.schedule is not None:
+            if schedule is not None and batch_schedule is None:
                 metric = logs.get("val_loss", logs["loss"])
-                self.optimizer.lr = float(self.schedule.step(metric))
+                self.optimizer.lr = float(schedule.step(metric))
             self.history.append(epoch, logs)
             if verbose:
                 shown = {k: v for k, v in logs.items() if not k.startswith("grad_norm/")}
@@ -610,8 +549,6 @@ class Trainer:
                 cb.on_epoch_end(self, epoch, logs)
             last = self.stop_training or epoch + 1 == target
             if checkpoint_path is not None and (last or (epoch + 1) % checkpoint_every == 0):
-                from losslab.train.checkpoint import save_checkpoint
-
                 save_checkpoint(self, checkpoint_path)
             if self.stop_training:
                 break
@@ -620,12 +557,90 @@ class Trainer:
             cb.on_train_end(self)
         return self.history
 
+    # -- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact continuation needs, composed of the parts' own state (copies):
+
+        ``epoch``, ``task``, ``targets_1d``, ``dtype``, ``model`` (``Layer.state_dict``:
+        parameters and dropout streams), ``optimizer``, ``schedule`` (None without one), ``rng``
+        (the initialisation and shuffling generators), ``history`` and ``callbacks`` (the
+        stateful callbacks of the current or last ``fit``, by ``state_key``). Values are arrays,
+        str/int/float/bool/None, lists and dicts: ``losslab.train.checkpoint`` writes them
+        without pickle.
+        """
+        return {
+            "epoch": self.epoch,
+            "task": self.task,
+            "targets_1d": self._y_1d,
+            "dtype": str(self.dtype),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "rng": {
+                "init": self.init_rng.bit_generator.state,
+                "shuffle": self.shuffle_rng.bit_generator.state,
+            },
+            "history": self.history.state_dict(),
+            "callbacks": callback_states(self.callbacks),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` into this trainer: same architecture, dtype, optimizer and
+        schedule types (checked before anything changes). Callbacks' states go to the callbacks
+        in ``self.callbacks`` with the same ``state_key``."""
+        if state["dtype"] != str(self.dtype):
+            raise ValueError(
+                f"state is for dtype {state['dtype']}; this trainer's is {self.dtype}."
+            )
+        own = self.model.parameters()
+        saved = state["model"]["params"]
+        if set(own) != set(saved):
+            raise ValueError(
+                f"state has parameters {sorted(saved)}, the model has {sorted(own)}: not the "
+                "same architecture."
+            )
+        for k, a in own.items():
+            if np.shape(saved[k]) != a.shape:
+                raise ValueError(
+                    f"state's parameter {k!r} has shape {np.shape(saved[k])}; the model's is "
+                    f"{a.shape}."
+                )
+        kind = state["optimizer"].get("optimizer")
+        if kind != type(self.optimizer).__name__:
+            raise ValueError(
+                f"state is for optimizer {kind!r}, not {type(self.optimizer).__name__!r}."
+            )
+        if (state["schedule"] is None) != (self.schedule is None):
+            has = "has a schedule" if state["schedule"] is not None else "has no schedule"
+            mine = "none" if self.schedule is None else repr(self.schedule)
+            raise ValueError(f"state {has}; this trainer's schedule is {mine}.")
+        if self.schedule is not None and state["schedule"]["schedule"] != type(
+            self.schedule
+        ).__name__:
+            raise ValueError(
+                f"state is for schedule {state['schedule']['schedule']!r}, not "
+                f"{type(self.schedule).__name__!r}."
+            )
+        self.model.load_state_dict(state["model"])  # checks dtypes and dropouts, then copies
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.init_rng.bit_generator.state = state["rng"]["init"]
+        self.shuffle_rng.bit_generator.state = state["rng"]["shuffle"]
+        self.epoch = int(state["epoch"])
+        self.task = state["task"]
+        self._y_1d = bool(state.get("targets_1d", True))
+        self.history.load_state_dict(state["history"])
+        load_callback_states(self.callbacks, state["callbacks"])
+
     # -- inference --------------------------------------------------------------------------
 
     def _metric_input(self, out: np.ndarray) -> np.ndarray:
-        """Model outputs in the form the accuracy metric reads (labels for binary logits)."""
+        """Model outputs in the form the accuracy metric reads (labels for binary outputs; the
+        metric takes the argmax of class scores itself)."""
         if self.task == "binary":
-            return (out.reshape(len(out)) > 0).astype(np.int64)
+            return predicted_labels(out, self.loss.spec)
         return out
 
     def forward(self, X: Any) -> np.ndarray:
@@ -633,7 +648,7 @@ class Trainer:
         return self._forward_eval(self._check_X(X))
 
     def _forward_eval(self, X: np.ndarray) -> np.ndarray:
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             return self.model.forward(X)
 
     def _evaluate_arrays(self, X: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
@@ -642,8 +657,12 @@ class Trainer:
         proba = None
         for name in names:
             if name in ("log_loss", "calibration_error"):
+                self._require_classification("the log_loss and calibration_error metrics")
+                if not has_probabilities(self.loss.spec):
+                    result[name] = math.nan  # the outputs are scores: no probabilities to judge
+                    continue
                 if proba is None:
-                    proba = self._proba_from_output(out)
+                    proba = class_probabilities(out, self.loss.spec)
                 result[name] = METRICS[name](y, proba)
             elif name == "accuracy":
                 result[name] = METRICS[name](y, self._metric_input(out))
@@ -664,28 +683,24 @@ class Trainer:
         if self.task == "classification":
             return np.argmax(out, axis=1)
         if self.task == "binary":
-            return (out.reshape(len(out)) > 0).astype(np.int64)
+            return predicted_labels(out, self.loss.spec)
         if out.ndim == 2 and out.shape[1] == 1 and self._y_1d:
             return out[:, 0]
         return out
 
-    def _proba_from_output(self, out: np.ndarray) -> np.ndarray:
-        if self.task == "classification":
-            return _softmax(out)
-        if self.task == "binary":
-            p = _sigmoid(out.reshape(len(out)))
-            return np.stack([1 - p, p], axis=1)
-        raise ValueError(
-            f"predict_proba needs a classification task; this trainer's task is {self.task!r}."
-        )
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n, n_classes): softmax of the logits (sigmoid for binary)."""
+    def _require_classification(self, what: str) -> None:
         if self.task not in ("classification", "binary"):
             raise ValueError(
-                f"predict_proba needs a classification task; this trainer's task is {self.task!r}."
+                f"{what} need a classification task; this trainer's task is {self.task!r}."
             )
-        return self._proba_from_output(self._forward_eval(self._check_X(X)))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), read from the outputs by the loss's input
+        kind (``losslab.train.outputs``): softmax of class logits, ``[1 - p, p]`` with ``p`` the
+        sigmoid of binary logits, ``exp`` of log-probabilities. A loss on scores (hinge,
+        multi_margin, ...) gives no probabilities: ValueError."""
+        self._require_classification("predict_proba and probabilities")
+        return class_probabilities(self._forward_eval(self._check_X(X)), self.loss.spec)
 
     # -- construction helpers ---------------------------------------------------------------
 
@@ -694,20 +709,3 @@ class Trainer:
             f"Trainer(loss={self.loss!r}, optimizer={self.optimizer!r}, schedule={self.schedule!r},"
             f" regularizer={self.regularizer!r}, task={self.task!r}, epoch={self.epoch})"
         )
-
-
-class _eval_mode:
-    """Context manager: the model in eval mode (dropout off), its previous mode restored."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def __enter__(self) -> Any:
-        self.was_training = getattr(self.model, "training", True)
-        if hasattr(self.model, "eval"):
-            self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        if hasattr(self.model, "train"):
-            self.model.train(self.was_training)
