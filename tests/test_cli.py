@@ -110,6 +110,18 @@ def test_losses_list_and_show(capsys, tmp_path):
     assert {r["name"] for r in rows} >= {"mse", "l1", "huber"}
 
 
+def test_losses_show_declared_kinds_and_constraints(capsys):
+    assert main(["losses", "tweedie"]) == 0
+    out = capsys.readouterr().out
+    assert "input holds: real; target holds: nonnegative" in out
+    assert "power = 1.5: a number in (1, 2)" in out
+    assert "Hessian: closed form, never negative" in out
+    info = run_json(capsys, ["losses", "focal"])
+    assert info["input_kind"] == "logits" and info["target_kind"] == "unit_interval"
+    assert info["constraints"]["gamma"] == "a number >= 0"
+    assert info["module"] == "FocalLoss"
+
+
 def test_gradcheck(capsys):
     res = run_json(capsys, ["gradcheck", "huber:delta=0.5", "reduction=sum", "--trials", "2"])
     assert res["ok"] and res["max_relative_error"] < 1e-6

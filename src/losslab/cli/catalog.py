@@ -61,17 +61,24 @@ def _show(args: Any) -> int:
         print(json.dumps({
             "name": s.name, "task": s.task, "formula": s.formula, "inputs": list(s.inputs),
             "differentiable": list(s.differentiable), "options": _jsonable(s.defaults),
-            "torch": s.torch, "doc": s.doc,
+            "constraints": {k: c.describe() for k, c in s.constraints.items()},
+            "input_kind": s.input_kind, "target_kind": s.target_kind, "layout": s.layout,
+            "hessian": s.hessian, "torch": s.torch, "module": s.module, "doc": s.doc,
         }))
     else:
         print(f"{s.name}  ({s.task})")
         print(f"  formula: {s.formula}")
         print(f"  inputs: {', '.join(s.inputs)}  (gradient w.r.t. {', '.join(s.differentiable)})")
+        print(f"  input holds: {s.input_kind}; target holds: {s.target_kind or 'no target'}; "
+              f"one loss per {_LAYOUT_WORDS[s.layout]}")
+        print(f"  Hessian: {_HESSIAN_WORDS[s.hessian]}")
         if s.defaults:
-            opts = ", ".join(f"{k}={v!r}" for k, v in s.defaults.items())
-            print(f"  options: {opts}")
+            print("  options:")
+            for key, default in s.defaults.items():
+                print(f"    {key} = {default!r}: {s.constraints[key].describe()}")
         if s.torch:
             print(f"  torch: torch.nn.functional.{s.torch}")
+        print(f"  modules: losslab.torch.{s.module}, losslab.jax.{s.name}")
         print()
         print(s.doc)
     if args.plot:
@@ -79,6 +86,21 @@ def _show(args: Any) -> int:
         if not args.json:
             print(f"\nwrote {path}")
     return 0
+
+
+_LAYOUT_WORDS = {
+    "elementwise": "element",
+    "class_axis": "sample and position (classes on axis 1)",
+    "feature_axis": "row (the last axis)",
+    "per_sample": "sample (all its elements)",
+    "distribution_axis": "distribution (along dim)",
+}
+_HESSIAN_WORDS = {
+    None: "not provided",
+    "nonnegative": "closed form, never negative",
+    "zero": "closed form, zero almost everywhere (boosting needs a stand-in)",
+    "indefinite": "closed form, can be negative",
+}
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
