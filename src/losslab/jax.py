@@ -123,15 +123,15 @@ def _core_bwd(name: str, static: tuple, array_keys: tuple, res: Any, g: Any) -> 
 _core.defvjp(_core_fwd, _core_bwd)
 
 
-def _apply(spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str, Any]) -> Any:
+def _apply(spec: _registry.LossSpec, given: tuple[Any, ...], options: dict[str, Any]) -> Any:
     sample_weight = options.pop("sample_weight", None)
     _registry.Loss(spec, **options)  # unknown options and bad values raise here, with hints
-    if len(inputs) != len(spec.inputs):
+    if len(given) != len(spec.inputs):
         raise TypeError(
             f"{spec.name} takes {len(spec.inputs)} inputs ({', '.join(spec.inputs)}); "
-            f"got {len(inputs)}."
+            f"got {len(given)}."
         )
-    inputs = [jnp.asarray(x) if isinstance(x, (list, tuple, np.ndarray)) else x for x in inputs]
+    inputs = [jnp.asarray(x) if isinstance(x, (list, tuple, np.ndarray)) else x for x in given]
     first_i = spec.inputs.index(spec.differentiable[0])
     first = inputs[first_i]
     out_dtype = None

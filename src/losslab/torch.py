@@ -221,19 +221,19 @@ def _differentiable_backward(ctx: Any, inputs: list[Any], g: torch.Tensor) -> li
 
 @torch._dynamo.disable
 def _apply(
-    spec: _registry.LossSpec, inputs: tuple[Any, ...], options: dict[str, Any]
+    spec: _registry.LossSpec, given: tuple[Any, ...], options: dict[str, Any]
 ) -> torch.Tensor:
     sample_weight = options.pop("sample_weight", None)
     loss = _registry.Loss(spec, **options)  # unknown options and bad values raise here
-    if len(inputs) != len(spec.inputs):
+    if len(given) != len(spec.inputs):
         raise TypeError(
             f"{spec.name} takes {len(spec.inputs)} inputs ({', '.join(spec.inputs)}); "
-            f"got {len(inputs)}."
+            f"got {len(given)}."
         )
-    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+    tensors = [x for x in given if isinstance(x, torch.Tensor)]
     if not tensors:
-        raise TypeError(f"{spec.name}: expected torch tensors; got {[type(x) for x in inputs]}.")
-    inputs = list(inputs)
+        raise TypeError(f"{spec.name}: expected torch tensors; got {[type(x) for x in given]}.")
+    inputs = list(given)
     grad_mode = torch.is_grad_enabled()
     constants = [(n, x) for n, x in zip(spec.inputs, inputs) if n not in spec.differentiable]
     for name, x in constants + [("sample_weight", sample_weight)]:

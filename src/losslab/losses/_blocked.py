@@ -129,7 +129,7 @@ def evaluate(
     rows = max(1, block // max(1, _size(first) // n))
     starts = list(range(0, n, rows))
     diff_idx = [spec.inputs.index(d) for d in spec.differentiable]
-    grads = [_empty_like(inputs[i]) for i in diff_idx] if want_grad else None
+    grads: list[Any] = [_empty_like(inputs[i]) for i in diff_idx] if want_grad else []
     # Nothing to average over (every target ignored): NaN value and a zero gradient, as torch.
     scale = 1.0
     if reduction == "mean":

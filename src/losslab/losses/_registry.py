@@ -110,7 +110,7 @@ class Items:
     """
 
     values: Any
-    grad: Callable[[Any], Any] | None = None
+    grad: Callable[[Any], Any]
     denominator: Any = None
     total: Callable[[], Any] | None = None
     hess: Callable[[Any], Any] | None = None
@@ -384,7 +384,7 @@ class Loss:
         value, w = _reduce(p, self.spec, items)
         if not want_grad:
             return value, None
-        return value, _as_arrays(p.xp, items.grad(w))  # type: ignore[misc]
+        return value, _as_arrays(p.xp, items.grad(w))
 
     def _block_denominator(self, p: _Prepared) -> Any:
         if p.reduction != "mean":
@@ -440,7 +440,7 @@ class Loss:
         g = cotangent
         if p.reduction == "none":
             g = lay_over(p.xp, self.spec, _as_namespace(p.xp, g, p.first), p.first, p.options)
-        return _as_arrays(p.xp, items.grad(_times(w, g)))  # type: ignore[misc]
+        return _as_arrays(p.xp, items.grad(_times(w, g)))
 
     # -- second order ----------------------------------------------------------------------
 
@@ -456,14 +456,14 @@ class Loss:
         """The diagonal of the Hessian of the loss's value (of the sum for ``"none"``) w.r.t.
         the first differentiable input: same shape and dtype."""
         p, items, (_, w) = self._second(inputs, sample_weight)
-        return _as_arrays(p.xp, items.hess(w))  # type: ignore[misc]
+        return _as_arrays(p.xp, _hessian(items)(w))
 
     def grad_and_hess(self, *inputs: Any, sample_weight: Any = None) -> tuple[Any, Any]:
         """``(grad, hess)`` from one evaluation of the formula."""
         p, items, (_, w) = self._second(inputs, sample_weight)
         # The Hessian first: a gradient may be built in a buffer the Hessian reads (SoftmaxPass).
-        hess = _as_arrays(p.xp, items.hess(w))  # type: ignore[misc]
-        return _as_arrays(p.xp, items.grad(w)), hess  # type: ignore[misc]
+        hess = _as_arrays(p.xp, _hessian(items)(w))
+        return _as_arrays(p.xp, items.grad(w)), hess
 
     def hvp(self, *inputs: Any, v: Any, sample_weight: Any = None) -> Any:
         """The exact Hessian of the loss's value w.r.t. the first differentiable input, times
@@ -472,7 +472,7 @@ class Loss:
         v = _as_namespace(p.xp, v, p.first)
         if items.hvp is None:
             # Each item depends on one element of the input: the Hessian is its diagonal.
-            return _as_arrays(p.xp, items.hess(w) * v)  # type: ignore[misc]
+            return _as_arrays(p.xp, _hessian(items)(w) * v)
         return _as_arrays(p.xp, items.hvp(w, v))
 
     def example(self, rng: Any, dtype: Any = "float64") -> tuple[Any, ...]:
@@ -552,6 +552,12 @@ def _item_weights(xp: Any, spec: LossSpec, sw: Any, first: Any, options: dict) -
             f"array broadcastable to {items}."
         )
     return xp.reshape(w, (1,) * (len(items) - len(ws)) + ws)
+
+
+def _hessian(items: Items) -> Callable[[Any], Any]:
+    if items.hess is None:
+        raise NotImplementedError("this evaluation of the loss gives no Hessian")
+    return items.hess
 
 
 def _is_array_option(value: Any) -> bool:

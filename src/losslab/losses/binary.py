@@ -92,10 +92,11 @@ def _scaled(items: Items, weight: Any) -> Items:
     """``weight * items`` for a per-element weight (no renormalisation of the mean)."""
     if weight is None:
         return items
+    grad, hess = items.grad, items.hess
     return Items(
         weight * items.values,
-        grad=lambda w: items.grad(w * weight),
-        hess=lambda w: items.hess(w * weight),
+        grad=lambda w: grad(w * weight),
+        hess=None if hess is None else (lambda w: hess(w * weight)),
     )
 
 
@@ -413,10 +414,15 @@ def multilabel_soft_margin(xp: Any, input: Any, target: Any, *, weight: Any = No
     _check_option_arrays(input, weight=weight)
     per_element = _scaled(_logit_bce(xp, input, target, None), weight)
     inv_c = 1.0 / int(input.shape[-1]) if input.shape[-1] else 0.0
-    hess = lambda w: per_element.hess(w * inv_c)  # noqa: E731
+    grad, element_hess = per_element.grad, per_element.hess
+    assert element_hess is not None
+
+    def hess(w: Any) -> Any:
+        return element_hess(w * inv_c)
+
     return Items(
         xp.sum(per_element.values, axis=-1) * inv_c,
-        grad=lambda w: per_element.grad(w * inv_c),
+        grad=lambda w: grad(w * inv_c),
         hess=hess,
         hvp=lambda w, v: hess(w) * v,
     )
