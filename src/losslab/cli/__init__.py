@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from losslab.cli.config import COMMAND_SETTINGS, SETTINGS, Setting
 from losslab.cli.errors import UsageError
@@ -162,14 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "train":
                 from losslab.cli import train
 
-                return train.run(cfg, console)
+                return train.run(cast(config.TrainConfig, cfg), console)
             if args.command == "compare":
                 from losslab.cli import compare
 
-                return compare.run(cfg, console)
+                return compare.run(cast(config.CompareConfig, cfg), console)
             from losslab.cli import lrfind
 
-            return lrfind.run(cfg, console)
+            return lrfind.run(cast(config.LrFindConfig, cfg), console)
         if args.command in ("losses", "gradcheck"):
             from losslab.cli import catalog
 

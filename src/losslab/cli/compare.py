@@ -167,7 +167,7 @@ def _tests(per_split: dict[str, list[dict[str, float]]], task: str,
     metric, larger_better = _PRIMARY[task]
     means = {k: float(np.mean([m[metric] for m in v])) for k, v in per_split.items()}
     best = (max if larger_better else min)(means, key=lambda k: means[k])
-    n_test = int(np.mean([len(v) for _, v in pairs]))
+    n_test = int(np.mean([len(v) for _, v in pairs if v is not None]))
     n_train = n_rows - n_test
     raw = []
     for label, ms in per_split.items():
@@ -181,8 +181,8 @@ def _tests(per_split: dict[str, list[dict[str, float]]], task: str,
         tests.append({"loss": label, "against": best, "metric": metric, "mean_diff": r.mean,
                       "sd_diff": r.sd, "t": r.t, "p": r.p, "p_holm": p_adj, "splits": r.n,
                       "exceeds_noise": bool(math.isfinite(p_adj) and p_adj < LEVEL)})
-    worse = [t["loss"] for t in tests if t["exceeds_noise"]]
-    same = [t["loss"] for t in tests if not t["exceeds_noise"]]
+    worse = [str(t["loss"]) for t in tests if t["exceeds_noise"]]
+    same = [str(t["loss"]) for t in tests if not t["exceeds_noise"]]
     name = _HEAD[metric]
     parts = [f"Best mean {name}: {best}."]
     if worse:

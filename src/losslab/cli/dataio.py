@@ -89,7 +89,8 @@ def _read_text(path: str, what: str) -> str:
                          flag=what)
     avail = available_memory()
     limit = None if avail is None else avail // _MEMORY_FACTOR
-    if stat.S_ISREG(st.st_mode) and limit is not None and st.st_size > limit:
+    if stat.S_ISREG(st.st_mode) and avail is not None and limit is not None \
+            and st.st_size > limit:
         raise UsageError(f"data file {path!r} is {_gb(st.st_size)}; reading it needs about "
                          f"{_gb(st.st_size * _MEMORY_FACTOR)} of memory and "
                          f"{_gb(avail)} is available", flag=what)

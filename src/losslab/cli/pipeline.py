@@ -77,6 +77,8 @@ def load_data(cfg: RunConfig, losses: list[LossChoice], default_dataset: str) ->
         t = read_table(d.data, d.target, features=d.features, drop_missing=d.drop_missing,
                        labels_ok=(task != "regression"), multiline=d.multiline)
         notes = list(t.notes)
+        if t.y is None:  # read_table reads a target column whenever one is named
+            raise UsageError(f"{d.data!r} has no target column", flag="--target")
         y = t.y
         if task is None:
             task = _infer_task(y)
@@ -229,7 +231,7 @@ class Split:
         return self.X_val is not None
 
     def eval_set(self) -> tuple[np.ndarray, np.ndarray, str]:
-        if self.X_val is not None:
+        if self.X_val is not None and self.y_val is not None:
             return self.X_val, self.y_val, self.label
         return self.X_train, self.y_train, "training (no --val-split)"
 
@@ -443,9 +445,10 @@ def early_stopping(fit_cfg: FitConfig, plan: Plan, has_val: bool) -> Any:
 
 
 def progress_callback(console: Console, total: int, desc: str) -> Any:
-    bar = console.progress(total, desc)
-    if bar is None:
+    progress = console.progress(total, desc)
+    if progress is None:
         return None
+    bar = progress
     from losslab.train.callbacks import Callback
 
     class _Progress(Callback):
@@ -470,7 +473,7 @@ def fit(trainer: Any, plan: Plan, split: Split, fit_cfg: FitConfig, console: Con
     dt = fit_cfg.dtype
     ytr = encode_targets(plan, split, split.y_train, dt)
     val = None
-    if split.X_val is not None:
+    if split.X_val is not None and split.y_val is not None:
         val = (split.X_val, encode_targets(plan, split, split.y_val, dt))
     callbacks = []
     if use_early_stopping:

@@ -74,7 +74,7 @@ def _legend_beside(fig: Any, ax: Any, **kwargs: Any) -> float:
     return max(0.55, 1.0 - min(0.45, (0.6 + 0.075 * longest) / width_in))
 
 
-def _finite(values: Sequence[float]) -> np.ndarray:
+def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
     a = np.asarray(values, dtype=float)
     return a[np.isfinite(a)]
 
@@ -225,7 +225,7 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequen
     return _save(fig, path, right=_legend_beside(fig, ax))
 
 
-def plot_sweep(rates: Sequence[float], finals: Sequence[float], path: str,
+def plot_sweep(rates: Sequence[float] | np.ndarray, finals: Sequence[float] | np.ndarray, path: str,
                best: float | None = None, ylabel: str = "final validation loss") -> str:
     fig, (ax,) = _figure()
     r = np.asarray(rates, dtype=float)
