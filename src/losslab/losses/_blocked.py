@@ -148,14 +148,9 @@ def evaluate(
             laid = per_item = None
             if weights is not None:
                 laid, per_item = (rows_of(a, r0, r1) for a in weights)
-            if reduction == "none" or per_item is not None or items.total is None:
-                values = items.values() if callable(items.values) else items.values
+            values = items.values if per_item is None else items.values * per_item
             if reduction == "none":
-                nones[b] = values if per_item is None else values * per_item
-            elif per_item is not None:
-                sums[b] = float(xp.sum(values * per_item))
-            elif items.total is not None:
-                sums[b] = float(items.total())
+                nones[b] = values
             else:
                 sums[b] = float(xp.sum(values))
             if want_grad:

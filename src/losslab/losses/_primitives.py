@@ -25,8 +25,6 @@ __all__ = [
     "all_within",
     "clamp_above",
     "within",
-    "log1p_unit",
-    "sum_log1p",
     "softplus",
     "log_sigmoid",
     "sigmoid",
@@ -164,50 +162,14 @@ def all_within(xp: Any, a: Any, bound: float) -> bool:
 # Stable primitives. Written with ``xp`` only, so they serve every backend.
 
 
-def log1p_unit(xp: Any, e: Any) -> Any:
-    """log(1 + e) for e >= 0: the tail of every softplus (there 0 <= e <= 1), and log_cosh's.
-
-    NumPy's ``log1p`` is a scalar libm loop (about 10 ns an element, five times its SIMD
-    ``log``), so on NumPy we take ``log(u) - ((u - 1) - e) / u`` with ``u = 1 + e``: the second
-    term restores what rounding ``1 + e`` lost (Goldberg, "What every computer scientist should
-    know about floating-point arithmetic", 1991), and it is exactly ``e`` when ``e`` is below the
-    rounding of 1. Measured against log1p in extended precision over 2 million draws: at most
-    3.5 ulp in float32 and 1.1 ulp in float64 (log1p itself: 0.8). Other namespaces have
-    vectorised ``log1p`` already.
-    """
-    if not is_numpy(xp):
-        return xp.log1p(e)
-    u = 1.0 + e
-    return xp.log(u) - ((u - 1.0) - e) / u
-
-
-def sum_log1p(xp: Any, v: Any) -> Any:
-    """``sum(log1p(v))`` for ``0 <= v <= ~1e17`` (pairs' products stay inside float32's range),
-    with half the logarithms.
-
-    ``log1p(a) + log1p(b) = log1p(a + b + a b)``: the pair's ``(1 + a)(1 + b) - 1``, formed
-    without cancellation since ``a, b >= 0`` (so with full relative accuracy, tiny terms
-    included). The logarithm is the expensive pass (NumPy's is a scalar libm loop), the pairing
-    three cheap ones on half the data.
-    """
-    flat = xp.reshape(v, (-1,))
-    n = size_of(flat)
-    h = n // 2
-    a, b = flat[:h], flat[h : 2 * h]
-    total = xp.sum(log1p_unit(xp, a * b + a + b))
-    if n % 2:
-        total = total + xp.sum(log1p_unit(xp, flat[n - 1 :]))
-    return total
-
-
 def softplus(xp: Any, x: Any) -> Any:
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
-    return xp.maximum(x, 0.0) + log1p_unit(xp, xp.exp(-xp.abs(x)))
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
 def log_sigmoid(xp: Any, x: Any) -> Any:
     """log(sigmoid(x)) = -softplus(-x), finite for every finite x."""
-    return xp.minimum(x, 0.0) - log1p_unit(xp, xp.exp(-xp.abs(x)))
+    return xp.minimum(x, 0.0) - xp.log1p(xp.exp(-xp.abs(x)))
 
 
 def sigmoid(xp: Any, x: Any) -> Any:
@@ -261,10 +223,9 @@ def power(xp: Any, q: Any, k: float) -> Any:
 
 
 def positive_and_negative_parts(xp: Any, x: Any) -> tuple[Any, Any]:
-    """``(max(x, 0), min(x, 0))``, the second as ``x - max(x, 0)`` (exact, and a subtraction is a
-    third of the cost of NumPy's ``minimum`` against a scalar)."""
-    hi = xp.maximum(x, 0.0)
-    return hi, x - hi
+    """``(max(x, 0), min(x, 0))``. (``x - max(x, 0)`` would save a third of NumPy's ``minimum``
+    against a scalar, but gives NaN at ``x = +inf``.)"""
+    return xp.maximum(x, 0.0), xp.minimum(x, 0.0)
 
 
 def sigmoid_from(xp: Any, x: Any, e: Any) -> Any:

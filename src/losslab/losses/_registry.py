@@ -87,8 +87,7 @@ class Items:
     """What a loss function returns: the per-item losses and their derivatives, lazily.
 
     ``values``: the per-item losses (for ``layout="elementwise"`` one per input element, for
-    ``"class_axis"`` one per sample and position, ...), or a function returning them when
-    ``total`` makes them unnecessary for sums.
+    ``"class_axis"`` one per sample and position, ...).
 
     ``grad(w)``: the gradient of ``sum_i w_i values_i`` w.r.t. the differentiable inputs (a tuple
     when there are several), where ``w`` is a Python float (every item weighted alike) or an array
@@ -100,9 +99,6 @@ class Items:
     ``denominator``: what ``reduction="mean"`` divides the sum by, when it is not the number of
     items (torch's weighted means: the sum of class weights over non-ignored targets, ...).
 
-    ``total()``: the plain sum of ``values``, where computing it directly is cheaper (log_cosh's
-    paired logarithms).
-
     ``hess(w)``: the diagonal of the Hessian of ``sum_i w_i values_i`` w.r.t. the first
     differentiable input; ``hvp(w, v)``: that Hessian times ``v`` (an array of the input's shape),
     needed only where an item couples several input elements (for ``layout="elementwise"`` the
@@ -112,7 +108,6 @@ class Items:
     values: Any
     grad: Callable[[Any], Any]
     denominator: Any = None
-    total: Callable[[], Any] | None = None
     hess: Callable[[Any], Any] | None = None
     hvp: Callable[[Any, Any], Any] | None = None
 
@@ -499,17 +494,11 @@ def _reduce(p: _Prepared, spec: LossSpec, items: Items) -> tuple[Any, Any]:
     """``(value, w)``: the reduced value and the weight of each item in it, laid over the first
     differentiable input (a Python float when every item weighs the same)."""
     xp, sw, reduction = p.xp, p.sample_weight, p.reduction
-    if reduction == "none" or sw is not None or items.total is None:
-        values = items.values() if callable(items.values) else items.values
+    values = items.values
     if reduction == "none":
         out = values if sw is None else values * p.item_weight
         return _as_array(xp, out), (1.0 if sw is None else sw)
-    if sw is not None:
-        total = xp.sum(values * p.item_weight)
-    elif items.total is not None:
-        total = items.total()
-    else:
-        total = xp.sum(values)
+    total = xp.sum(values if sw is None else values * p.item_weight)
     if reduction == "sum":
         return _as_array(xp, total), (1.0 if sw is None else sw)
     if reduction == "batchmean":

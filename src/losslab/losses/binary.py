@@ -14,7 +14,6 @@ import numpy as np
 
 from losslab.losses._constraints import NONE, Array, Either, Real
 from losslab.losses._primitives import (
-    log1p_unit,
     positive_and_negative_parts,
     power,
     scaled,
@@ -167,7 +166,7 @@ def _logit_bce(xp: Any, x: Any, y: Any, pos_weight: Any) -> Items:
     """
     hi, lo = positive_and_negative_parts(xp, x)
     e = xp.exp(-xp.abs(x))
-    tail = log1p_unit(xp, e)
+    tail = xp.log1p(e)
     py = y if pos_weight is None else pos_weight * y
     values = py * (tail - lo) + (1.0 - y) * (hi + tail)  # softplus(-x) = tail - min(x, 0)
 
@@ -313,7 +312,7 @@ class _FocalParts:
         self.q = a_pos + b_neg  # 1 - p_t, a sum of non-negative terms
         self.s_minus_y = a_pos - b_neg  # sigmoid(x) - y
         self.s_s_neg = e * inv * inv  # sigmoid(x) sigmoid(-x)
-        self.ce = not_y * hi - y * lo + log1p_unit(xp, e)
+        self.ce = not_y * hi - y * lo + xp.log1p(e)
         self.a_t = 1.0 if alpha < 0 else y * (2.0 * alpha - 1.0) + (1.0 - alpha)
         self.q_gamma = power(xp, self.q, gamma)
 
@@ -369,7 +368,7 @@ def soft_margin(xp: Any, input: Any, target: Any) -> Items:
     z = -target * input
     e = xp.exp(-xp.abs(z))
     return Items(
-        xp.maximum(z, 0.0) + log1p_unit(xp, e),
+        xp.maximum(z, 0.0) + xp.log1p(e),
         grad=lambda w: scaled(-target * sigmoid_from(xp, z, e), w),
         hess=lambda w: w * (e / ((1.0 + e) * (1.0 + e))),
     )
