@@ -60,3 +60,21 @@ def test_readme_training_engine_example_runs():
     exec(compile(block.group(1), "README.md", "exec"), scope)
     assert 3e-3 < scope["found"].suggestion < 2e-2 and not scope["found"].at_edge
     assert scope["trainer"].evaluate(scope["X_test"], scope["y_test"])["accuracy"] > 0.95
+
+
+def test_readme_catalog_example_runs():
+    """The README's catalog example, line by line; the line its comment says raises, raises."""
+    import pytest
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## The catalog.*?```python\n(.*?)```", text, re.S)
+    assert block, "README.md's catalog section needs a python example"
+    scope: dict = {}
+    for line in block.group(1).splitlines():
+        if "# ValueError" in line:
+            with pytest.raises(ValueError, match=line.split("# ValueError: ")[1]):
+                exec(line, scope)
+        else:
+            exec(line, scope)
+    assert scope["hess"].shape == scope["logits"].shape
+    assert scope["hv"].dtype == scope["logits"].dtype
