@@ -18,4 +18,6 @@ from losslab.losses import (  # noqa: F401  (imported to register)
     multiclass,
     overlap,
     regression,
+    robust,
 )
+
