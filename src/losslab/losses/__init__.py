@@ -17,6 +17,7 @@ from losslab.losses import (  # noqa: F401  (imported to register)
     margin,
     multiclass,
     overlap,
+    preference,
     regression,
     robust,
 )
