@@ -20,5 +20,6 @@ from losslab.losses import (  # noqa: F401  (imported to register)
     preference,
     regression,
     robust,
+    sequence,
 )
 
