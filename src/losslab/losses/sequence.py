@@ -16,7 +16,7 @@ import array_api_compat
 import numpy as np
 
 from losslab.losses._constraints import Boolean, Integer
-from losslab.losses._lattice import log_forward, logaddexp
+from losslab.losses._lattice import log_backward, log_forward, logaddexp
 from losslab.losses._primitives import is_integral, shape_of
 from losslab.losses._registry import Items, register
 from losslab.losses._validation import check_ndim, value_checks_enabled
@@ -124,8 +124,11 @@ def ctc(
     ext = _extended(xp, targets, blank)  # (N, 2S + 1)
     states = xp.arange(2 * s_len + 1, device=array_api_compat.device(log_probs))
     valid_state = states[None, :] <= 2 * tl[:, None]
+    # States past 2 S_n get emissions too (padding labels read as blank): the forward recursion
+    # never carries them back into a sample's own states, and the backward one never leaves
+    # -inf there, so no (T, N, 2S + 1) mask is needed.
+    ext = xp.where(valid_state, ext, blank)
     emit = _gather(xp, log_probs, ext, t_len)
-    emit = xp.where(valid_state[None, ...], emit, -math.inf)
     skip = _skip(xp, ext, blank)
     alpha = log_forward(xp, emit, skip)
     log_z = _log_likelihood(xp, alpha, il, tl)
@@ -135,17 +138,18 @@ def ctc(
     dtype = log_probs.dtype
 
     def grad(w: Any) -> Any:
-        occ = _occupancy(xp, emit, alpha, ext, skip, il, tl, log_z, blank)
-        if zero_infinity:
-            occ = xp.where(xp.isinf(log_z)[None, :, None], 0.0, occ)
+        occ = _occupancy(xp, emit, alpha, skip, il, tl, log_z)
+        # -w_n onehot(ext): the matmul scatters each state's posterior onto its class, weighted;
+        # an impossible sample's coefficient is NaN (torch's gradient of an infinite loss), or 0
+        # with zero_infinity.
+        coef = -w if isinstance(w, float) else -xp.reshape(w, (-1, 1, 1))
+        coef = xp.where(xp.isinf(log_z)[:, None, None], 0.0 if zero_infinity else math.nan,
+                        coef + xp.zeros_like(log_z)[:, None, None])
         onehot = xp.astype(
             ext[:, :, None] == xp.arange(c, device=array_api_compat.device(ext))[None, None, :],
             dtype,
-        )
-        g = xp.permute_dims(
-            xp.matmul(xp.permute_dims(occ, (1, 0, 2)), onehot), (1, 0, 2)
-        )  # (T, N, C): -dl/dlog_probs
-        g = -(w * g) if not (isinstance(w, float) and w == 1.0) else -g
+        ) * coef
+        g = xp.permute_dims(xp.matmul(xp.permute_dims(occ, (1, 0, 2)), onehot), (1, 0, 2))
         return xp.reshape(g, (t_len, c)) if unbatched else g
 
     mean_weights = 1.0 / (xp.astype(xp.maximum(tl, 1), dtype) * float(max(n, 1)))
@@ -235,9 +239,8 @@ def _skip(xp: Any, ext: Any, blank: int) -> Any:
 
 def _gather(xp: Any, log_probs: Any, ext: Any, t_len: int) -> Any:
     """``emit[t, n, s] = log_probs[t, n, ext[n, s]]``, (T, N, 2S + 1)."""
-    n, s2 = (int(d) for d in ext.shape)
-    idx = xp.broadcast_to(xp.astype(ext, xp.int64)[None, ...], (t_len, n, s2))
-    return xp.take_along_axis(log_probs, idx, axis=2)
+    # The index broadcasts along time (no (T, N, S') index array is formed).
+    return xp.take_along_axis(log_probs, xp.astype(ext, xp.int64)[None, ...], axis=2)
 
 
 def _log_likelihood(xp: Any, alpha: Any, il: Any, tl: Any) -> Any:
@@ -259,39 +262,17 @@ def _log_likelihood(xp: Any, alpha: Any, il: Any, tl: Any) -> Any:
     return xp.where(il == 0, empty, log_z)
 
 
-def _reverse_index(xp: Any, length: Any, size: int, axis_len: int) -> tuple[Any, Any]:
-    """``(length - 1 - k clipped into range, valid)`` for k in [0, size): the per-sample
-    reversal of the first ``length`` positions."""
-    k = xp.arange(size, device=array_api_compat.device(length))
-    r = length[..., None] - 1 - k
-    return xp.clip(r, 0, axis_len - 1), r >= 0
-
-
-def _occupancy(
-    xp: Any, emit: Any, alpha: Any, ext: Any, skip: Any, il: Any, tl: Any, log_z: Any, blank: int
-) -> Any:
-    """State posteriors ``exp(alpha + beta~ - emit - log Z)``, 0 outside each sample's frames and
-    states and for impossible samples (NaN where log Z = -inf and zero_infinity is not asked,
-    as torch)."""
+def _occupancy(xp: Any, emit: Any, alpha: Any, skip: Any, il: Any, tl: Any, log_z: Any) -> Any:
+    """State posteriors ``exp(alpha + beta)``, the backward recursion started at ``-log Z`` so
+    that no separate normalising pass is needed: 0 outside each sample's frames and states."""
     t_len, n, s2 = (int(d) for d in emit.shape)
     if t_len == 0 or n == 0:
         return xp.zeros_like(emit)
-    tr, t_ok = _reverse_index(xp, il, t_len, t_len)  # (N, T)
-    sr, s_ok = _reverse_index(xp, 2 * tl + 1, s2, s2)  # (N, S')
-    tr = xp.astype(xp.permute_dims(tr, (1, 0)), xp.int64)  # (T, N)
-    t_ok = xp.permute_dims(t_ok, (1, 0))
-    sr = xp.astype(sr, xp.int64)
-
-    def flip(a: Any, fill: float) -> Any:
-        a = xp.take_along_axis(a, xp.broadcast_to(tr[:, :, None], (t_len, n, s2)), axis=0)
-        a = xp.take_along_axis(a, xp.broadcast_to(sr[None, ...], (t_len, n, s2)), axis=2)
-        return xp.where(t_ok[:, :, None] & s_ok[None, ...], a, fill)
-
-    emit_rev = flip(emit, -math.inf)
-    ext_rev = xp.where(s_ok, xp.take_along_axis(ext, sr, axis=1), blank)
-    beta = flip(log_forward(xp, emit_rev, _skip(xp, ext_rev, blank)), -math.inf)
-    live = (emit > -math.inf) & t_ok[:, :, None]
-    log_occ = xp.where(live, alpha + beta - xp.where(live, emit, 0.0), -math.inf)
-    impossible = xp.isinf(log_z)
-    occ = xp.exp(log_occ - xp.where(impossible, 0.0, log_z)[None, :, None])
-    return xp.where(impossible[None, :, None], math.nan, occ)
+    states = xp.arange(s2, device=array_api_compat.device(emit))[None, :]
+    final = (states == 2 * tl[:, None]) | ((states == 2 * tl[:, None] - 1) & (tl[:, None] > 0))
+    # An impossible sample (log Z = -inf) starts at 0: its posteriors are all 0 (no complete
+    # path), and the caller's coefficient makes its gradient NaN or 0.
+    init = xp.where(final, xp.where(xp.isinf(log_z), 0.0, -log_z)[:, None], -math.inf)
+    occ = log_backward(xp, emit, skip, il - 1, init)  # a fresh buffer: updated in place
+    occ += alpha
+    return xp.exp(occ)
