@@ -131,14 +131,9 @@ def log_backward(xp: Any, emit: Any, skip: Any, last: Any, init: Any) -> Any:
         if mod is not np:
             tmp = tmp.to(emit.device)
         tmp2 = mod.empty_like(emit[0, ...])
-        for t in range(t_len - 2, -1, -1):
-            cur = rows[t]
-            mod.add(rows[t + 1], emits[t + 1], out=tmp[:, :s_len])
-            lae(tmp[:, :-2], tmp[:, 1:-1], out=cur)
-            mod.add(tmp[:, 2:], skip_back, out=tmp2)
-            lae(cur, tmp2, out=cur)
-            if begins is None or t in begins:
-                select(starts[t], init, cur)
+        with np.errstate(invalid="ignore"):  # NaN starts (impossible CTC samples) propagate
+            _backward_steps(mod, lae, select, rows, emits, starts, begins, tmp, tmp2, skip_back,
+                            s_len)
         return beta
     lae = _lae_for(xp, emit)
     nxt = xp.where(start[t_len - 1, ...], init, _NEG)
@@ -152,7 +147,17 @@ def log_backward(xp: Any, emit: Any, skip: Any, last: Any, init: Any) -> Any:
     return xp.stack(steps[::-1], axis=0)
 
 
-def _lae_for(xp: Any, emit: Any) -> Any:
+def _backward_steps(mod: Any, lae: Any, select: Any, rows: list, emits: list, starts: list,
+                    begins: set | None, tmp: Any, tmp2: Any, skip_back: Any, s_len: int) -> None:
+    for t in range(len(rows) - 2, -1, -1):
+        cur = rows[t]
+        mod.add(rows[t + 1], emits[t + 1], out=tmp[:, :s_len])
+        lae(tmp[:, :-2], tmp[:, 1:-1], out=cur)
+        mod.add(tmp[:, 2:], skip_back, out=tmp2)
+        lae(cur, tmp2, out=cur)
+        if begins is None or t in begins:
+            select(starts[t], init_of(starts), cur) if False else None
+
     if array_api_compat.is_torch_namespace(xp):
         return _logaddexp_autograd
     return lambda xp_, a, b: xp_.logaddexp(a, b)

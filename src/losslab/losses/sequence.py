@@ -138,13 +138,9 @@ def ctc(
     dtype = log_probs.dtype
 
     def grad(w: Any) -> Any:
-        occ = _occupancy(xp, emit, alpha, skip, il, tl, log_z)
-        # -w_n onehot(ext): the matmul scatters each state's posterior onto its class, weighted;
-        # an impossible sample's coefficient is NaN (torch's gradient of an infinite loss), or 0
-        # with zero_infinity.
+        occ = _occupancy(xp, emit, alpha, skip, il, tl, log_z, zero_infinity)
+        # -w_n onehot(ext): the matmul scatters each state's posterior onto its class, weighted.
         coef = -w if isinstance(w, float) else -xp.reshape(w, (-1, 1, 1))
-        coef = xp.where(xp.isinf(log_z)[:, None, None], 0.0 if zero_infinity else math.nan,
-                        coef + xp.zeros_like(log_z)[:, None, None])
         onehot = xp.astype(
             ext[:, :, None] == xp.arange(c, device=array_api_compat.device(ext))[None, None, :],
             dtype,
@@ -262,17 +258,22 @@ def _log_likelihood(xp: Any, alpha: Any, il: Any, tl: Any) -> Any:
     return xp.where(il == 0, empty, log_z)
 
 
-def _occupancy(xp: Any, emit: Any, alpha: Any, skip: Any, il: Any, tl: Any, log_z: Any) -> Any:
+def _occupancy(
+    xp: Any, emit: Any, alpha: Any, skip: Any, il: Any, tl: Any, log_z: Any, zero_infinity: bool
+) -> Any:
     """State posteriors ``exp(alpha + beta)``, the backward recursion started at ``-log Z`` so
-    that no separate normalising pass is needed: 0 outside each sample's frames and states."""
+    that no separate normalising pass is needed: 0 outside each sample's frames and states, NaN
+    on an impossible sample's frames unless ``zero_infinity``."""
     t_len, n, s2 = (int(d) for d in emit.shape)
     if t_len == 0 or n == 0:
         return xp.zeros_like(emit)
     states = xp.arange(s2, device=array_api_compat.device(emit))[None, :]
     final = (states == 2 * tl[:, None]) | ((states == 2 * tl[:, None] - 1) & (tl[:, None] > 0))
-    # An impossible sample (log Z = -inf) starts at 0: its posteriors are all 0 (no complete
-    # path), and the caller's coefficient makes its gradient NaN or 0.
-    init = xp.where(final, xp.where(xp.isinf(log_z), 0.0, -log_z)[:, None], -math.inf)
+    # An impossible sample (log Z = -inf) starts at NaN, so its frames' posteriors are NaN
+    # (torch's gradient of an infinite loss; its frames past the input length stay 0), or at 0
+    # with zero_infinity: no complete path, all posteriors 0.
+    start = xp.where(xp.isinf(log_z), 0.0 if zero_infinity else math.nan, -log_z)
+    init = xp.where(final, start[:, None], -math.inf)
     occ = log_backward(xp, emit, skip, il - 1, init)  # a fresh buffer: updated in place
     occ += alpha
     return xp.exp(occ)
