@@ -132,8 +132,8 @@ def log_backward(xp: Any, emit: Any, skip: Any, last: Any, init: Any) -> Any:
             tmp = tmp.to(emit.device)
         tmp2 = mod.empty_like(emit[0, ...])
         with np.errstate(invalid="ignore"):  # NaN starts (impossible CTC samples) propagate
-            _backward_steps(mod, lae, select, rows, emits, starts, begins, tmp, tmp2, skip_back,
-                            s_len)
+            _backward_steps(mod, lae, select, rows, emits, starts, begins, init, tmp, tmp2,
+                            skip_back, s_len)
         return beta
     lae = _lae_for(xp, emit)
     nxt = xp.where(start[t_len - 1, ...], init, _NEG)
@@ -148,7 +148,9 @@ def log_backward(xp: Any, emit: Any, skip: Any, last: Any, init: Any) -> Any:
 
 
 def _backward_steps(mod: Any, lae: Any, select: Any, rows: list, emits: list, starts: list,
-                    begins: set | None, tmp: Any, tmp2: Any, skip_back: Any, s_len: int) -> None:
+                    begins: set | None, init: Any, tmp: Any, tmp2: Any, skip_back: Any,
+                    s_len: int) -> None:
+    """The in-place backward loop (``tmp`` carries two -inf padding states behind)."""
     for t in range(len(rows) - 2, -1, -1):
         cur = rows[t]
         mod.add(rows[t + 1], emits[t + 1], out=tmp[:, :s_len])
@@ -156,8 +158,11 @@ def _backward_steps(mod: Any, lae: Any, select: Any, rows: list, emits: list, st
         mod.add(tmp[:, 2:], skip_back, out=tmp2)
         lae(cur, tmp2, out=cur)
         if begins is None or t in begins:
-            select(starts[t], init_of(starts), cur) if False else None
+            select(starts[t], init, cur)
 
+
+def _lae_for(xp: Any, emit: Any) -> Any:
+    """The out-of-place ``logaddexp``: autograd-safe on torch (only reached under autograd)."""
     if array_api_compat.is_torch_namespace(xp):
         return _logaddexp_autograd
     return lambda xp_, a, b: xp_.logaddexp(a, b)
