@@ -103,7 +103,8 @@ def test_empty_batch_gives_torchs_answer(name, options, backend):
     # An empty batch: mean -> NaN, sum -> 0, none -> empty; gradients empty, of the input's shape.
     loss = losslab.get(name, **options)
     inputs = [
-        np.take(a, np.arange(0), axis=batch_axis(loss.spec, arg)) if np.ndim(a) else a
+        a if not np.ndim(a) or batch_axis(loss.spec, arg) is None
+        else np.take(a, np.arange(0), axis=batch_axis(loss.spec, arg))
         for arg, a in zip(loss.spec.inputs, _batched_example(loss, np.random.default_rng(5)))
     ]
     if backend == "torch":

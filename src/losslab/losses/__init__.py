@@ -11,6 +11,7 @@ executor.
 
 from losslab.losses import (  # noqa: F401  (imported to register)
     binary,
+    contrastive,
     divergence,
     embedding,
     likelihood,
