@@ -26,7 +26,6 @@ from losslab.losses._registry import Items, register
 from losslab.losses._validation import (
     as_target,
     check_broadcastable,
-    check_in_range,
     check_same_shape,
     value_checks_enabled,
 )
@@ -238,8 +237,9 @@ def simpo(
         xp, pc, chosen_lengths=chosen_lengths, rejected_lengths=rejected_lengths,
         policy_rejected_logps=pr,
     )
-    check_in_range(xp, lc, "chosen_lengths", 0.0, None, "token counts, > 0")
-    check_in_range(xp, lr, "rejected_lengths", 0.0, None, "token counts, > 0")
+    for name, a in (("chosen_lengths", lc), ("rejected_lengths", lr)):
+        if value_checks_enabled() and not bool(xp.all(a > 0)):
+            raise ValueError(f"{name} must be > 0 (token counts); found a value <= 0 or NaN.")
     kc, kr = beta / lc, beta / lr
     values, dz, d2z = _sigmoid_loss(xp, kc * pc - kr * pr - gamma, label_smoothing)
 
