@@ -15,6 +15,7 @@ import torch
 from gradcheck import as_tuple, assert_fd_grad, catalog_cases
 
 import losslab
+from losslab.losses._layout import batch_axis
 
 NAMES = losslab.available()
 
@@ -101,7 +102,11 @@ def _batched_example(loss, rng):
 def test_empty_batch_gives_torchs_answer(name, options, backend):
     # An empty batch: mean -> NaN, sum -> 0, none -> empty; gradients empty, of the input's shape.
     loss = losslab.get(name, **options)
-    inputs = [a[:0] if np.ndim(a) else a for a in _batched_example(loss, np.random.default_rng(5))]
+    inputs = [
+        a if not np.ndim(a) or batch_axis(loss.spec, arg) is None
+        else np.take(a, np.arange(0), axis=batch_axis(loss.spec, arg))
+        for arg, a in zip(loss.spec.inputs, _batched_example(loss, np.random.default_rng(5)))
+    ]
     if backend == "torch":
         inputs = [torch.from_numpy(np.asarray(a)) if np.ndim(a) else a for a in inputs]
     with warnings.catch_warnings():

@@ -305,3 +305,95 @@ def test_examples_are_valid_for_their_options(options):
         inputs = loss.example(rng)
         assert np.all(np.isfinite(loss(*inputs)))
         assert_fd_grad(loss, inputs)
+
+
+# --- js_div's generalised beta, tvd, z_loss, generalized_kl (issue 14) ------------------------
+
+from family_checks import check_options  # noqa: E402
+
+
+def test_new_divergences_over_options():
+    check_options("js_div", [{"beta": b, "log_target": lt_} for b in (0.0, 0.2, 1.0)
+                             for lt_ in (False, True)] + [{"beta": 0.7, "dim": 0}], seeds=1)
+    check_options("tvd", [{}, {"dim": 0}])
+    check_options("z_loss", [{"scale": 1.0}, {"dim": 0, "scale": 0.3}])
+    check_options("generalized_kl", [{"log_input": True}, {"log_input": False}])
+
+
+def _trl_generalized_jsd(student_logits, teacher_logits, beta):
+    """TRL 0.x ``GKDTrainer.generalized_jsd_loss`` (temperature 1), per token, summed over
+    the vocabulary (written independently; TRL needs transformers to import)."""
+    s = torch.log_softmax(student_logits, -1)
+    t = torch.log_softmax(teacher_logits, -1)
+    if beta == 0:
+        return F.kl_div(s, t, reduction="none", log_target=True).sum(-1)
+    if beta == 1:
+        return F.kl_div(t, s, reduction="none", log_target=True).sum(-1)
+    b = torch.tensor(beta, dtype=s.dtype)
+    m = torch.logsumexp(torch.stack([s + torch.log(1 - b), t + torch.log(b)]), dim=0)
+    return (b * F.kl_div(m, t, reduction="none", log_target=True).sum(-1)
+            + (1 - b) * F.kl_div(m, s, reduction="none", log_target=True).sum(-1))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_js_div_beta_equals_trl_and_its_endpoints_are_the_kls(beta):
+    rng = np.random.default_rng(0)
+    z, zt = rng.normal(size=(4, 6)), rng.normal(size=(4, 6)) * 2
+    x = torch.tensor(z, requires_grad=True)
+    ref = _trl_generalized_jsd(x, torch.tensor(zt), beta).sum()
+    ref.backward()
+    log_q = torch.log_softmax(torch.tensor(zt), -1).numpy()
+    v, g = losslab.get("js_div", beta=beta, log_target=True, reduction="sum").value_and_grad(
+        z, log_q)
+    np.testing.assert_allclose(v, ref.item(), rtol=1e-10)
+    np.testing.assert_allclose(g, x.grad.numpy(), rtol=1e-8, atol=1e-12)
+    q = np.exp(log_q)
+    v2 = losslab.get("js_div", beta=beta, reduction="sum")(z, q)  # probabilities in
+    np.testing.assert_allclose(v2, v, rtol=1e-10)
+    p = torch.softmax(torch.tensor(z), -1).numpy()
+    if beta == 0.0:  # forward KL(target || model)
+        np.testing.assert_allclose(v, np.sum(q * (log_q - np.log(p))), rtol=1e-10)
+    if beta == 1.0:  # reverse KL(model || target)
+        np.testing.assert_allclose(v, np.sum(p * (np.log(p) - log_q)), rtol=1e-10)
+
+
+def test_js_div_interior_tends_to_zero_at_the_ends_while_the_endpoints_are_the_kls():
+    rng = np.random.default_rng(1)
+    z, q = rng.normal(size=(1, 5)), rng.dirichlet(np.ones(5), size=1)
+    fwd = losslab.get("js_div", beta=0.0)(z, q)
+    near = losslab.get("js_div", beta=1e-6)(z, q)
+    np.testing.assert_allclose(near / 1e-6, fwd, rtol=1e-4)  # JSD(beta) ~ beta KL(q || p)
+
+
+def test_tvd_z_loss_generalized_kl_equal_their_definitions():
+    rng = np.random.default_rng(2)
+    p, q = rng.dirichlet(np.ones(5), size=3), rng.dirichlet(np.ones(5), size=3)
+    v, g = losslab.get("tvd", reduction="sum").value_and_grad(p, q)
+    np.testing.assert_allclose(v, 0.5 * np.abs(p - q).sum(), rtol=1e-12)
+    np.testing.assert_array_equal(g, 0.5 * np.sign(p - q))
+    np.testing.assert_array_equal(losslab.get("tvd").grad(q, q), np.zeros_like(q))  # sign(0) = 0
+    z = torch.tensor(rng.normal(size=(3, 7)) * 30, requires_grad=True)  # PaLM: 1e-4 log^2 Z
+    ref = (1e-4 * torch.logsumexp(z, -1) ** 2).mean()
+    ref.backward()
+    v, g = losslab.get("z_loss").value_and_grad(z.detach().numpy())
+    np.testing.assert_allclose(v, ref.item(), rtol=1e-12)
+    np.testing.assert_allclose(g, z.grad.numpy(), rtol=1e-10)
+    x, t = rng.normal(size=(3, 4)), rng.exponential(size=(3, 4))
+    t[0, 0] = 0.0
+    want = np.where(t > 0, t * np.log(np.where(t > 0, t, 1) / np.exp(x)), 0) - t + np.exp(x)
+    np.testing.assert_allclose(losslab.get("generalized_kl", reduction="none")(x, t), want,
+                               rtol=1e-12)
+    np.testing.assert_allclose(
+        losslab.get("generalized_kl", log_input=False, reduction="none")(np.exp(x), t), want,
+        rtol=1e-10, atol=1e-14)
+
+
+def test_new_divergences_refuse_bad_input():
+    with pytest.raises(ValueError, match="beta"):
+        losslab.get("js_div", beta=1.5)
+    with pytest.raises(ValueError, match=r"input must lie in \[0, 1\]"):
+        losslab.get("tvd")(np.array([[1.5, -0.5]]), np.array([[0.5, 0.5]]))
+    with pytest.raises(ValueError, match=r"input must lie in \[0, inf\]"):
+        losslab.get("generalized_kl", log_input=False)(np.array([-1.0]), np.array([1.0]))
+    with pytest.raises(ValueError, match="scale"):
+        losslab.get("z_loss", scale=-1.0)

@@ -11,11 +11,16 @@ executor.
 
 from losslab.losses import (  # noqa: F401  (imported to register)
     binary,
+    contrastive,
     divergence,
     embedding,
     likelihood,
     margin,
     multiclass,
     overlap,
+    preference,
     regression,
+    robust,
+    sequence,
 )
+

@@ -8,7 +8,9 @@ input:
   ``(N, C, d1, ..., dk)`` layout; an unbatched ``(C,)`` input is one item);
 - ``"feature_axis"``: one item per row along the last axis (embeddings, multi-label rows);
 - ``"per_sample"``: one item per sample, covering all its non-batch elements (Dice, ...);
-- ``"distribution_axis"``: one item per distribution along the axis named by the ``dim`` option.
+- ``"distribution_axis"``: one item per distribution along the axis named by the ``dim`` option;
+- ``"time_major"``: one item per sample, the samples on axis 1 behind a leading time axis (torch's
+  CTC layout ``(T, N, C)``; an unbatched ``(T, C)`` input is one item).
 
 The reducer lays per-item weights (the mean's ``1/n``, sample weights, an autograd cotangent) over
 the input with ``lay_over``, giving the weights size-1 axes where the layout reduces so that they
@@ -22,9 +24,11 @@ from typing import Any
 
 from losslab.losses._primitives import shape_of
 
-__all__ = ["LAYOUTS", "items_shape", "item_count", "lay_over"]
+__all__ = ["LAYOUTS", "items_shape", "item_count", "lay_over", "batch_axis"]
 
-LAYOUTS = ("elementwise", "class_axis", "feature_axis", "per_sample", "distribution_axis")
+LAYOUTS = (
+    "elementwise", "class_axis", "feature_axis", "per_sample", "distribution_axis", "time_major",
+)
 
 
 def _dim(first: Any, options: dict[str, Any]) -> int:
@@ -43,6 +47,8 @@ def items_shape(spec: Any, first: Any, options: dict[str, Any]) -> tuple[int, ..
         return shape[:-1]
     if layout == "per_sample":
         return shape[:1]
+    if layout == "time_major":
+        return shape[1:2] if len(shape) >= 3 else ()
     d = _dim(first, options)
     return shape[:d] + shape[d + 1 :]
 
@@ -66,4 +72,18 @@ def lay_over(xp: Any, spec: Any, w: Any, first: Any, options: dict[str, Any]) ->
         return xp.expand_dims(w, axis=-1)
     if layout == "per_sample":
         return xp.reshape(w, shape_of(w) + (1,) * (first.ndim - w.ndim))
+    if layout == "time_major":
+        return xp.reshape(w, (1,) + shape_of(w) + (1,))
     return xp.expand_dims(w, axis=_dim(first, options))
+
+
+def batch_axis(spec: Any, input_name: str) -> int | None:
+    """The axis of input ``input_name`` that runs over the samples: 1 for the first input of a
+    ``"time_major"`` loss (CTC's ``(T, N, C)`` log-probabilities), None for an input shared by
+    every sample (the class-weight matrix a spec names in ``classes``), else 0. What a batch is
+    cut along (the catalog-wide empty-batch test slices each input there)."""
+    if input_name == getattr(spec, "classes", None):
+        return None
+    if spec.layout == "time_major" and input_name == spec.differentiable[0]:
+        return 1
+    return 0

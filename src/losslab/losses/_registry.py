@@ -70,10 +70,11 @@ ALIASES = {
 INPUT_KINDS = ("real", "logits", "probabilities", "log_probabilities", "scores")
 # What its target holds (None: no target, e.g. triplet_margin). "class" accepts class indices or
 # class probabilities, "class_index" indices only; "distribution" is probabilities (or
-# log-probabilities where the loss's ``log_target`` option says so).
+# log-probabilities where the loss's ``log_target`` option says so); "group" is integer labels of
+# any value, samples with equal labels forming the positive pairs (supervised contrastive losses).
 TARGET_KINDS = (
     None, "real", "nonnegative", "unit_interval", "sign", "class", "class_index",
-    "multilabel_indices", "distribution",
+    "multilabel_indices", "distribution", "group",
 )
 # The Hessian of the summed per-item losses w.r.t. the first input: positive semi-definite
 # ("nonnegative": convex losses), zero almost everywhere ("zero": piecewise linear losses such
@@ -99,6 +100,11 @@ class Items:
     ``denominator``: what ``reduction="mean"`` divides the sum by, when it is not the number of
     items (torch's weighted means: the sum of class weights over non-ignored targets, ...).
 
+    ``mean_weights``: per-item coefficients of ``reduction="mean"`` where the mean is not one
+    plain denominator: the value is ``sum_i mean_weights_i * values_i`` (torch's ``ctc_loss``
+    divides each loss by its target length, then averages over the batch). A batch without items
+    still gives NaN, as a plain mean does.
+
     ``hess(w)``: the diagonal of the Hessian of ``sum_i w_i values_i`` w.r.t. the first
     differentiable input; ``hvp(w, v)``: that Hessian times ``v`` (an array of the input's shape),
     needed only where an item couples several input elements (for ``layout="elementwise"`` the
@@ -110,6 +116,7 @@ class Items:
     denominator: Any = None
     hess: Callable[[Any], Any] | None = None
     hvp: Callable[[Any, Any], Any] | None = None
+    mean_weights: Any = None
 
 
 def _no_example(*_: Any, **__: Any) -> tuple[Any, ...]:  # pragma: no cover
@@ -132,6 +139,8 @@ class LossSpec:
     before the blocks run (default: the number of items). ``couples_items`` says that an input
     element may feed several items (a key in InfoNCE is every query's negative), so a per-item
     cotangent cannot be laid over a precomputed gradient: adapters call ``Items.grad`` with it.
+    ``classes`` names the input whose axis 0 enumerates the classes, where that is not the first
+    input's class axis (arcface's class-weight matrix): class-index targets are checked against it.
     """
 
     name: str
@@ -153,6 +162,7 @@ class LossSpec:
     mean_denominator: Callable[..., float] | None = None
     hessian: str | None = None
     couples_items: bool = False
+    classes: str | None = None
 
     @property
     def doc(self) -> str:
@@ -188,6 +198,7 @@ def register(
     mean_denominator: Callable[..., float] | None = None,
     hessian: str | None = None,
     couples_items: bool = False,
+    classes: str | None = None,
 ) -> Callable[[Callable[..., Items]], Callable[..., Items]]:
     """Decorator adding a loss function ``fn(xp, *inputs, **options) -> Items`` to the catalog.
 
@@ -221,6 +232,8 @@ def register(
             )
         if target_kind is not None and "target" not in inputs:
             raise RuntimeError(f"{name}: target_kind {target_kind!r} but no input named target")
+        if classes is not None and classes not in inputs:
+            raise RuntimeError(f"{name}: classes input {classes!r} not in {inputs}")
         missing = [d for d in differentiable if d not in inputs]
         if missing:
             raise RuntimeError(f"{name}: differentiable inputs {missing} not in {inputs}")
@@ -247,6 +260,7 @@ def register(
             mean_denominator=mean_denominator,
             hessian=hessian,
             couples_items=couples_items,
+            classes=classes,
         )
         return fn
 
@@ -501,6 +515,8 @@ def _reduce(p: _Prepared, spec: LossSpec, items: Items) -> tuple[Any, Any]:
     total = xp.sum(values if sw is None else values * p.item_weight)
     if reduction == "sum":
         return _as_array(xp, total), (1.0 if sw is None else sw)
+    if reduction == "mean" and items.mean_weights is not None:
+        return _weighted_mean(p, spec, items, values)
     if reduction == "batchmean":
         d: Any = float(p.first.shape[0]) if p.first.ndim > 0 else 1.0
     elif items.denominator is not None:
@@ -518,6 +534,19 @@ def _reduce(p: _Prepared, spec: LossSpec, items: Items) -> tuple[Any, Any]:
         inv = xp.where(positive, inv, xp.zeros_like(inv))
         value = xp.where(positive, total * inv, xp.full_like(inv, math.nan))
     return _as_array(xp, value), (inv if sw is None else sw * inv)
+
+
+def _weighted_mean(p: _Prepared, spec: LossSpec, items: Items, values: Any) -> tuple[Any, Any]:
+    """``reduction="mean"`` with per-item coefficients (``Items.mean_weights``): the value
+    ``sum_i c_i sw_i values_i`` and the weights ``c_i sw_i`` laid over the first input; NaN and
+    zero weights for a batch without items."""
+    xp = p.xp
+    c = items.mean_weights
+    if p.item_weight is not None:
+        c = c * p.item_weight
+    if item_count(spec, p.first, p.options) == 0:
+        return _as_array(xp, xp.sum(values) * math.nan), 0.0
+    return _as_array(xp, xp.sum(values * c)), lay_over(xp, spec, c, p.first, p.options)
 
 
 def _item_weights(xp: Any, spec: LossSpec, sw: Any, first: Any, options: dict) -> Any:

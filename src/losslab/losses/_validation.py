@@ -154,7 +154,9 @@ def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, 
     ("sign"), class indices in [0, C) or ``ignore_index`` ("class_index"; "class" also takes
     class probabilities), class indices in [-1, C) ("multilabel_indices"), or probabilities
     ("distribution"; log-probabilities where ``log_target`` is set; along a distribution axis,
-    each slice sums to 1). Checks that read values honour ``value_checks(False)``.
+    each slice sums to 1), integer group labels of any value ("group"). Class indices are checked
+    against the classes of the input ``spec.classes`` names, where a spec names one. Checks that
+    read values honour ``value_checks(False)``.
     """
     arrays = list(arrays)
     names = spec.inputs
@@ -180,6 +182,13 @@ def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, 
     t = arrays[i]
     if spec.layout == "elementwise":
         check_same_shape(first, t, first_name, "target")
+    if kind == "group":
+        if not is_integral(xp, t):
+            raise TypeError(
+                f"target must hold integer group labels (equal labels make positive pairs); "
+                f"got dtype {t.dtype}."
+            )
+        return arrays
     if kind in ("class", "class_index", "multilabel_indices"):
         if kind == "class" and is_floating(xp, t):
             t = as_target(xp, t, first)
@@ -200,6 +209,9 @@ def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, 
                 )
         else:
             n = int(first.shape[1] if first.ndim >= 2 else first.shape[0]) if first.ndim else 0
+            if getattr(spec, "classes", None):
+                classes = arrays[names.index(spec.classes)]
+                n = int(classes.shape[0]) if classes.ndim else 0
             check_label_range(xp, t, n, "target", options.get("ignore_index"))
         arrays[i] = t
         return arrays
