@@ -84,10 +84,12 @@ def test_report_renders_plots_in_chromium(tmp_path, monkeypatch, capsys):
     assert non_white.mean() > 0.01, "screenshot is (nearly) blank"
     # The plots add a lot of ink compared with the same page without them...
     assert non_white.sum() > base.sum() + 20_000
-    # ...drawn in matplotlib's first line colour (C0, #1f77b4) and the second (C1, #ff7f0e),
-    for rgb in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):
+    # ...drawn in matplotlib's line colours: C0 (#1f77b4, loss, gradient norm, fitted line), C1
+    # (#ff7f0e, the bias's gradient norm) and C2 (#2ca02c, the learning rate),
+    for rgb, least in (((0x1F, 0x77, 0xB4), 200), ((0xFF, 0x7F, 0x0E), 100),
+                       ((0x2C, 0xA0, 0x2C), 200)):
         close = np.all(np.abs(img - np.array(rgb) / 255.0) < 0.08, axis=2)
-        assert close.sum() > 200, f"no plot pixels of colour {rgb}"
+        assert close.sum() > least, f"no plot pixels of colour {rgb}"
     # ...in both columns of the plot grid (four plots, two per row).
     blue = np.all(np.abs(img - np.array((0x1F, 0x77, 0xB4)) / 255.0) < 0.08, axis=2)
     half = img.shape[1] // 2
