@@ -69,7 +69,13 @@ gradient too), so expect slightly larger steps than theirs.
 
 The default is read off the loss's declared Hessian (``LossSpec.hessian``): ``"nonnegative"`` ->
 ``"exact"``; ``"zero"`` -> ``"constant"``; ``"indefinite"`` -> ``"fisher"`` where the loss defines
-an expected Hessian, else ``"clip"``. ``default_hessian(name)`` says which.
+an expected Hessian, else ``"clip"``. One refinement, asked of the formula on the loss's own
+example inputs: a Hessian that vanishes there for the chosen options (``multi_margin`` with
+``p=1``, declared "nonnegative" for its ``p=2``) is treated as "zero". ``default_hessian(name,
+**options)`` says which. For the piecewise-quadratic losses (``huber``, ``smooth_l1``,
+``squared_hinge``) the exact Hessian is 0 on the rows in their linear stretch; those rows then
+move only through the other rows of their leaf (``"clip"`` with a larger floor is the remedy when
+most rows are there).
 
 **scale** multiplies the loss (gradient and Hessian alike), which matters because the libraries'
 regularisation (``lambda``, ``min_child_weight``, ``min_sum_hessian_in_leaf``) is absolute:
@@ -208,6 +214,8 @@ def _reason(spec: LossSpec) -> str | None:
         return "its targets are not class labels"
     if spec.hessian is None:
         return "it gives no second derivatives"
+    if spec.task == "embedding":
+        return "it scores embeddings (distances between pairs), not one prediction per row"
     return None
 
 
@@ -238,11 +246,23 @@ def _has_fisher(loss: Loss) -> bool:
     return True
 
 
+def _hessian_vanishes(loss: Loss) -> bool:
+    """Whether the Hessian is zero on every one of the loss's own example inputs for these
+    options: a loss declared "nonnegative" for its options at large may be piecewise linear for
+    some (multi_margin with p=1), where the exact Hessian would stall every Newton step."""
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        inputs = loss.spec.example(rng, "float64", **loss.options)
+        if np.any(np.asarray(loss.hess(*inputs)) != 0):
+            return False
+    return True
+
+
 def _default_for(spec: LossSpec, loss: Loss) -> str:
+    if spec.hessian == "zero" or _hessian_vanishes(loss):
+        return "constant"
     if spec.hessian == "nonnegative":
         return "exact"
-    if spec.hessian == "zero":
-        return "constant"
     return "fisher" if _has_fisher(loss) else "clip"
 
 
@@ -472,29 +492,15 @@ def _one_score(obj: _Objective, y: np.ndarray, w: np.ndarray | None) -> float:
     def g(c: float) -> float:
         return float(np.sum(obj.loss.grad(c * ones, labels, sample_weight=w)))
 
-    # Bracket the gradient's sign change, walking out from 0 by doubling steps.
-    lo, hi = -1.0, 1.0
-    g_lo, g_hi = g(lo), g(hi)
-    for _ in range(64):
-        if g_lo <= 0.0 <= g_hi:
-            break
-        if g_lo > 0:
-            hi, g_hi = lo, g_lo
-            lo *= 2.0
-            g_lo = g(lo)
-        else:
-            lo, g_lo = hi, g_hi
-            hi *= 2.0
-            g_hi = g(hi)
-    else:
+    # Bracket a strict sign change of the gradient, walking each end out by doubling steps (a
+    # gradient that underflows to 0 far out, every label of one class, never closes a bracket).
+    lo = _walk_out(g, -1.0, lambda v: v < 0)
+    hi = _walk_out(g, 1.0, lambda v: v > 0)
+    if lo is None or hi is None:
         raise ValueError(
             f"{obj.spec.name}: no finite constant score minimises the loss for these labels "
             f"(the gradient keeps one sign; e.g. every label is of one class)."
         )
-    if g_lo == 0.0:
-        return lo
-    if g_hi == 0.0:
-        return hi
     c = 0.5 * (lo + hi)
     for _ in range(200):
         gc, hc = g_and_h(c)
@@ -510,6 +516,15 @@ def _one_score(obj: _Objective, y: np.ndarray, w: np.ndarray | None) -> float:
             return c_next
         c = c_next
     return c
+
+
+def _walk_out(g: Callable[[float], float], c: float, ok: Callable[[float], bool]) -> float | None:
+    """``c``, doubled until ``ok(g(c))``; None past ``|c| = 2^64`` (no score is that large)."""
+    for _ in range(65):
+        if ok(g(c)):
+            return c
+        c *= 2.0
+    return None
 
 
 def _class_scores(
