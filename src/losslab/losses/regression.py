@@ -353,13 +353,15 @@ __all__ += ["pseudo_huber", "expectile", "msle", "mape"]
 def pseudo_huber(xp: Any, input: Any, target: Any, *, delta: float = 1.0) -> Items:
     """Pseudo-Huber loss: ``l_i = delta^2 (sqrt(1 + (d_i/delta)^2) - 1)``, ``d_i = x_i - y_i``.
 
-    A smooth Huber: ``d^2 / 2`` near 0, ``delta |d|`` far out. With ``u = d / delta`` and
-    ``r = sqrt(1 + u^2)`` (``hypot(1, u)``: no overflow), the value is formed as
-    ``delta^2 u (u / (r + 1))`` (``r - 1 = u^2 / (r + 1)``), which keeps full relative accuracy
-    near 0, where ``r - 1`` would cancel, and never squares a large ``u``.
+    A smooth Huber: ``d^2 / 2`` near 0, ``delta |d|`` far out. With ``u = d / delta``,
+    ``v = clip(u, -1e18, 1e18)`` (so that ``v^2`` never overflows, not even in float32) and
+    ``r = sqrt(1 + v^2)``, the value is formed as ``delta^2 u (v / (r + 1))``
+    (``r - 1 = u^2 / (r + 1)``), which keeps full relative accuracy near 0, where ``r - 1``
+    would cancel, and tends to ``delta |d|`` far out; ``hypot(1, u)`` would do the same but
+    NumPy's is a scalar loop, ten times the cost of the three passes here.
 
-    Gradient: ``dl_i/dx_i = d_i / r_i`` (tends to ``+-delta``). Hessian: ``1 / r_i^3`` (> 0,
-    tends to 0 far out).
+    Gradient: ``dl_i/dx_i = d_i / r_i = delta v_i / r_i`` (tends to ``+-delta``). Hessian:
+    ``1 / r_i^3`` (> 0, tends to 0 far out).
 
     Options: ``delta > 0`` (default 1.0), XGBoost's ``huber_slope``.
 
@@ -371,13 +373,18 @@ def pseudo_huber(xp: Any, input: Any, target: Any, *, delta: float = 1.0) -> Ite
     imaging", ICIP 1994; Hartley & Zisserman, *Multiple View Geometry* (2003), A6.8.
     """
     d = input - target
-    u = d / delta
-    r = xp.hypot(xp.ones_like(u), u)
+    u = d if delta == 1.0 else d / delta
+    v = xp.clip(u, -_PSEUDO_HUBER_CLIP, _PSEUDO_HUBER_CLIP)
+    r = xp.sqrt(1.0 + v * v)
     return Items(
-        lambda: (delta * delta) * (u * (u / (r + 1.0))),
-        grad=lambda w: scaled(d / r, w),
+        lambda: (delta * delta) * (u * (v / (r + 1.0))),
+        grad=lambda w: scaled(v / r, delta * w) if delta != 1.0 else scaled(v / r, w),
         hess=lambda w: w / (r * r * r),
     )
+
+
+# Beyond this |d / delta| the pseudo-Huber gradient is +-delta to float64 precision.
+_PSEUDO_HUBER_CLIP = 1e18
 
 
 @register(
