@@ -453,3 +453,32 @@ def test_dask_training_equals_single_process_training():
         out = dxgb.train(client, params, dtrain, 10, obj=obj)
         got = dxgb.predict(client, out["booster"], dX, output_margin=True).compute()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+# --- the README's CSV example --------------------------------------------------------------------
+
+
+def test_csv_example_trains_any_loss_and_keeps_the_users_files(tmp_path, capsys):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "examples"))
+    try:
+        import boost_csv
+    finally:
+        sys.path.pop(0)
+    X, y = load_diabetes(return_X_y=True)
+    csv = tmp_path / "data.csv"
+    names = [f"f{i}" for i in range(X.shape[1])] + ["target"]
+    np.savetxt(csv, np.column_stack([X, y]), delimiter=",", header=",".join(names), comments="")
+    before = csv.read_bytes()
+    out = tmp_path / "model.json"
+    assert boost_csv.main([str(csv), "--target", "target", "--loss", "pseudo_huber:delta=20",
+                           "--rounds", "20", "--out", str(out)]) == 0
+    booster = xgb.Booster(model_file=str(out))
+    assert booster.predict(xgb.DMatrix(X)).shape == (len(y),)
+    assert boost_csv.main([str(csv), "--target", "target", "--loss", "gamma_deviance",
+                           "--library", "lightgbm", "--rounds", "10"]) == 0
+    # refusals: one line, exit 2, nothing written
+    assert boost_csv.main([str(csv), "--target", "target", "--out", str(csv)]) == 2
+    assert boost_csv.main([str(csv), "--target", "target", "--out", str(out)]) == 2
+    assert boost_csv.main([str(csv), "--target", "target", "--loss", "bce"]) == 2
+    assert csv.read_bytes() == before
+    assert "cannot be a boosting objective" in capsys.readouterr().err
