@@ -416,8 +416,7 @@ def metric(
     """
     library = _check_choice("library", library, LIBRARIES)
     api = _check_choice("api", api, APIS)
-    obj = _Objective(name, "exact" if losslab.spec(name).hessian != "zero" else "constant",
-                     DEFAULT_FLOOR, scale, options)
+    obj = _Objective(name, "exact", DEFAULT_FLOOR, scale, options)  # only its value is used
     label = obj.spec.name
 
     if library == "xgboost" and api == "native":
@@ -469,7 +468,7 @@ def init_score(
     gradient's first sign change from below. Raises ValueError when no finite minimiser exists
     (every label of one class for a logistic loss).
     """
-    obj = _Objective(name, None, DEFAULT_FLOOR, 1.0, options)
+    obj = _Objective(name, "exact", DEFAULT_FLOOR, 1.0, options)
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] == 0:
         raise ValueError(f"y must be a non-empty 1-D array of labels; got shape {y.shape}.")
