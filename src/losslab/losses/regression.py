@@ -354,14 +354,15 @@ def pseudo_huber(xp: Any, input: Any, target: Any, *, delta: float = 1.0) -> Ite
     """Pseudo-Huber loss: ``l_i = delta^2 (sqrt(1 + (d_i/delta)^2) - 1)``, ``d_i = x_i - y_i``.
 
     A smooth Huber: ``d^2 / 2`` near 0, ``delta |d|`` far out. With ``u = d / delta``,
-    ``v = clip(u, -1e18, 1e18)`` (so that ``v^2`` never overflows, not even in float32) and
-    ``r = sqrt(1 + v^2)``, the value is formed as ``delta^2 u (v / (r + 1))``
+    ``s = 1 + u^2`` and ``r = sqrt(s)``, the value is formed as ``delta^2 u (u / (r + 1))``
     (``r - 1 = u^2 / (r + 1)``), which keeps full relative accuracy near 0, where ``r - 1``
-    would cancel, and tends to ``delta |d|`` far out; ``hypot(1, u)`` would do the same but
-    NumPy's is a scalar loop, ten times the cost of the three passes here.
+    would cancel, and tends to ``delta |d|`` far out. In the square root and the ratio ``u`` is
+    clipped at 1e18 (``v``), so that nothing overflows, not even in float32, and value and
+    gradient keep their limits (``hypot(1, u)`` would do the same, but NumPy's is a scalar loop,
+    ten times the cost of clipping).
 
-    Gradient: ``dl_i/dx_i = d_i / r_i = delta v_i / r_i`` (tends to ``+-delta``). Hessian:
-    ``1 / r_i^3`` (> 0, tends to 0 far out).
+    Gradient: ``dl_i/dx_i = d_i / r_i`` (tends to ``+-delta``). Hessian:
+    ``1 / r_i^3``, formed as ``(1 / r_i) / s_i`` (> 0, tends to 0 far out).
 
     Options: ``delta > 0`` (default 1.0), XGBoost's ``huber_slope``.
 
@@ -375,11 +376,12 @@ def pseudo_huber(xp: Any, input: Any, target: Any, *, delta: float = 1.0) -> Ite
     d = input - target
     u = d if delta == 1.0 else d / delta
     v = xp.clip(u, -_PSEUDO_HUBER_CLIP, _PSEUDO_HUBER_CLIP)
-    r = xp.sqrt(1.0 + v * v)
+    s = 1.0 + v * v
+    r = xp.sqrt(s)
     return Items(
         lambda: (delta * delta) * (u * (v / (r + 1.0))),
         grad=lambda w: scaled(v / r, delta * w) if delta != 1.0 else scaled(v / r, w),
-        hess=lambda w: w / (r * r * r),
+        hess=lambda w: (w / r) / s,  # 1 / r^3 without forming r^3 (which overflows first)
     )
 
 
@@ -459,11 +461,12 @@ def msle(xp: Any, input: Any, target: Any) -> Items:
     Hessian there: a strong push back up), so a boosting round that overshoots never yields NaN.
     Targets must be > -1 (a value check, XGBoost's rule).
 
-    With ``e_i = log1p(x_i) - log1p(y_i)``: gradient ``dl_i/dx_i = e_i / (1 + x_i)``; Hessian
-    ``(1 - e_i) / (1 + x_i)^2``, **negative** wherever the prediction exceeds
-    ``e (1 + y) - 1`` (``e_i > 1``). The expected Hessian (``Items.fisher``, Gauss-Newton: the
-    residual's expectation is 0 when ``log1p(y)`` is centred on ``log1p(x)``) is
-    ``1 / (1 + x_i)^2 > 0``; ``losslab.boosting`` uses it by default.
+    With ``e_i = log1p(x_i) - log1p(y_i)`` (formed as ``log1p((x_i - y_i) / (1 + y_i))``, one
+    logarithm instead of two, exact where they would cancel): gradient
+    ``dl_i/dx_i = e_i / (1 + x_i)``; Hessian ``(1 - e_i) / (1 + x_i)^2``, **negative** wherever
+    the prediction exceeds ``e (1 + y) - 1`` (``e_i > 1``). The expected Hessian
+    (``Items.fisher``; Gauss-Newton: the residual's expectation is 0 when ``log1p(y)`` is centred
+    on ``log1p(x)``) is ``1 / (1 + x_i)^2 > 0``; ``losslab.boosting`` uses it by default.
 
     Same gradient as XGBoost's ``reg:squaredlogerror`` (``SquaredLogError`` in its
     ``regression_loss.h``); XGBoost floors the Hessian at 1e-6, which
@@ -475,9 +478,10 @@ def msle(xp: Any, input: Any, target: Any) -> Items:
     if value_checks_enabled() and size_of(target) and not bool(xp.all(target > -1.0)):
         raise ValueError("target must be > -1 for msle (log1p(target)); found a value <= -1.")
     x = xp.maximum(input, _MSLE_FLOOR)
-    one_x = 1.0 + x
-    e = xp.log1p(x) - xp.log1p(target)
-    inv = 1.0 / one_x
+    one_y = 1.0 + target
+    # log1p(x) - log1p(y) as one log1p: NumPy's is a scalar loop, the costliest pass here
+    e = xp.log1p((x - target) / one_y)
+    inv = 1.0 / (1.0 + x)
     return Items(
         lambda: 0.5 * (e * e),
         grad=lambda w: scaled(e * inv, w),
