@@ -335,6 +335,58 @@ def test_torch_adapter_double_backward_equals_closed_form_hvp(name, options):
     np.testing.assert_allclose(got, loss.hvp(*inputs, v=v), rtol=1e-7, atol=1e-9)
 
 
+ROWWISE_SECOND = [n for n in SECOND if losslab.spec(n).rowwise]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", ROWWISE_SECOND)
+def test_blocked_grad_and_hess_equal_one_call(name, reduction, monkeypatch):
+    """grad_and_hess (and grad_and_fisher) run block by block on large NumPy inputs
+    (``_blocked.second_order``): the same arrays as one call, sample weights included."""
+    from losslab.losses import _blocked
+
+    loss = losslab.get(name, reduction=reduction)
+    rng = np.random.default_rng(5)
+    while True:
+        inputs = loss.example(rng, "float64")
+        if all(np.ndim(a) >= 1 for a in inputs) and np.ndim(inputs[0]) >= 1:
+            break
+    inputs = [np.concatenate([a] * 30, axis=0) for a in inputs]
+    w = rng.uniform(0.2, 2.0, size=inputs[0].shape[0])
+    direct = {}
+    with monkeypatch.context() as m:
+        m.setattr(_blocked, "MIN_ELEMENTS", 1 << 62)
+        for sw in (None, w):
+            direct[sw is None] = loss.grad_and_hess(*inputs, sample_weight=sw)
+    monkeypatch.setattr(_blocked, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(_blocked, "BLOCK_ELEMENTS", 40)
+    monkeypatch.setenv("LOSSLAB_NUM_THREADS", "3")
+    assert _blocked.applicable(loss.spec, list(inputs), {}, None)
+    for sw in (None, w):
+        g, h = loss.grad_and_hess(*inputs, sample_weight=sw)
+        g0, h0 = direct[sw is None]
+        np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(h, h0, rtol=1e-12, atol=1e-300)
+        assert h.shape == h0.shape and h.dtype == h0.dtype
+
+
+def test_blocked_fisher_equals_one_call(monkeypatch):
+    from losslab.losses import _blocked
+
+    rng = np.random.default_rng(6)
+    x, y = np.abs(rng.normal(size=500)), rng.gamma(2.0, 1.0, size=500)
+    loss = losslab.get("msle")
+    want = loss.grad_and_fisher(x, y)
+    monkeypatch.setattr(_blocked, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(_blocked, "BLOCK_ELEMENTS", 40)
+    got = loss.grad_and_fisher(x, y)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-14)
+    np.testing.assert_allclose(loss.fisher(x, y), want[1], rtol=1e-14)
+    with pytest.raises(NotImplementedError, match="focal"):
+        losslab.get("focal").grad_and_fisher(x, (y > 1).astype(float))
+
+
 def test_hvp_of_a_large_batch_equals_the_small_batches():
     # grad_and_hess runs block by block on large inputs: same arrays as one call per block.
     from losslab.losses import _blocked

@@ -191,7 +191,8 @@ def second_order(
     first = inputs[0]
     on_numpy = isinstance(first, np.ndarray)
     n, rows, starts = _blocks(first)
-    grad, second = _empty_like(first), _empty_like(first)
+    grads = [_empty_like(inputs[spec.inputs.index(d)]) for d in spec.differentiable]
+    second = _empty_like(first)
     scale = 1.0
     if reduction in ("mean", "batchmean"):
         scale = 1.0 / denominator if denominator else 0.0
@@ -213,12 +214,13 @@ def second_order(
             # The second derivative first: the gradient may reuse a buffer it reads.
             _scaled_copy(second[r0:r1], closure(w), scale)
             g = items.grad(w)
-            _scaled_copy(grad[r0:r1], g[0] if isinstance(g, tuple) else g, scale)
+            for out, gi in zip(grads, g if isinstance(g, tuple) else (g,)):
+                _scaled_copy(out[r0:r1], gi, scale)
 
     _share(work, len(starts), on_numpy)
     if missing:
         raise NotImplementedError(f"{spec.name} defines no Items.{which} for these options.")
-    return grad, second
+    return (tuple(grads) if len(grads) > 1 else grads[0]), second
 
 
 def _blocks(first: Any) -> tuple[int, int, list[int]]:
