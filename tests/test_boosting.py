@@ -485,3 +485,24 @@ def test_csv_example_trains_any_loss_and_keeps_the_users_files(tmp_path, capsys)
     assert boost_csv.main([str(csv), "--target", "target", "--loss", "bce"]) == 2
     assert csv.read_bytes() == before
     assert "cannot be a boosting objective" in capsys.readouterr().err
+
+
+def test_readme_states_each_boostable_losss_default_hessian():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith('| `"') and "` |" in line:
+            choice, names = line.strip("|").split("|", 1)
+            rows[choice.strip().strip('`"')] = {n.strip(" `") for n in names.split(",")}
+    listed = set().union(*rows.values())
+    for choice, names in rows.items():
+        for name in names:
+            assert boosting.default_hessian(name) == choice, name
+    # every boostable loss there was when the table was written (later ones may be missing)
+    assert {"bce_with_logits", "cross_entropy", "expectile", "exponential", "focal",
+            "gamma_deviance", "hinge", "huber", "l1", "log_cosh", "mape", "mse", "msle",
+            "multi_margin", "poisson_nll", "poly1", "pseudo_huber", "quantile", "smooth_l1",
+            "soft_margin", "softmax_focal", "squared_hinge", "tweedie"} <= listed
