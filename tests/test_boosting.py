@@ -218,17 +218,28 @@ def test_the_four_signatures_give_the_same_numbers(name):
     np.testing.assert_allclose(g, boosting.objective(name, api="sklearn")(y, x)[0], rtol=1e-5)
 
 
+def _defines_fisher(name):
+    loss = losslab.get(name)
+    try:
+        loss.fisher(*loss.example(np.random.default_rng(0)))
+    except NotImplementedError:
+        return False
+    return True
+
+
 def test_default_hessian_follows_the_declared_hessian():
     for name in BOOSTABLE:
         kind = losslab.spec(name).hessian
-        got = boosting.default_hessian(name)
-        want = {"nonnegative": "exact", "zero": "constant"}.get(kind, "fisher" if name == "msle"
-                                                                 else "clip")
+        want = {"nonnegative": "exact", "zero": "constant"}.get(
+            kind, "fisher" if _defines_fisher(name) else "clip")
         if name == "multi_margin":  # p=1: piecewise linear, though "nonnegative" for p=2
             want = "constant"
             assert boosting.default_hessian(name, p=2) == "exact"
+        got = boosting.default_hessian(name)
         assert got == want, name
         assert boosting.objective(name).hessian == got
+    assert boosting.default_hessian("msle") == "fisher"
+    assert boosting.default_hessian("focal") == "clip"
 
 
 def test_hessian_choices_are_checked_early():
