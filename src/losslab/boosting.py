@@ -84,8 +84,10 @@ regularisation (``lambda``, ``min_child_weight``, ``min_sum_hessian_in_leaf``) i
 
 **Starting point.** ``init_score(name, y, ...)`` is the constant score minimising the loss (found
 by safeguarded Newton steps and bisection on the catalog's own gradient; a vector of ``k`` scores
-for multiclass losses). XGBoost: pass it as ``base_score`` (native API: the custom objective runs
-on the identity link, so the value is a raw score) or, per row, as ``DMatrix(base_margin=...)``.
+for multiclass losses). XGBoost: pass it as ``base_score`` (native API and ``XGBRegressor``: the
+custom objective runs on the identity link, so the value is a raw score; ``XGBClassifier`` keeps
+``binary:logistic`` for ``predict_proba``, so there pass ``1 / (1 + exp(-init))``) or, per row,
+as ``DMatrix(base_margin=...)`` (multiclass).
 LightGBM ignores ``boost_from_average`` with a custom objective (microsoft/LightGBM#7193): pass it
 as ``Dataset(init_score=...)`` and add it to ``predict(..., raw_score=True)`` yourself (LightGBM
 does not store it in the model).
