@@ -124,10 +124,7 @@ def evaluate(
     divides by."""
     first = inputs[0]
     on_numpy = isinstance(first, np.ndarray)
-    n = first.shape[0]
-    block = BLOCK_ELEMENTS if on_numpy else BLOCK_ELEMENTS * TORCH_BLOCK_FACTOR
-    rows = max(1, block // max(1, _size(first) // n))
-    starts = list(range(0, n, rows))
+    n, rows, starts = _blocks(first)
     diff_idx = [spec.inputs.index(d) for d in spec.differentiable]
     grads: list[Any] = [_empty_like(inputs[i]) for i in diff_idx] if want_grad else []
     # Nothing to average over (every target ignored): NaN value and a zero gradient, as torch.
@@ -160,16 +157,7 @@ def evaluate(
                 for out, gi in zip(grads, g if isinstance(g, tuple) else (g,)):
                     _scaled_copy(out[r0:r1], gi, scale)
 
-    # NumPy runs one operation on one core, so the blocks are shared among threads; torch
-    # already spreads each operation over its own intra-op threads.
-    workers = min(num_threads(), len(starts)) if on_numpy else 1
-    chunk = -(-len(starts) // workers)
-    groups = [range(i, min(i + chunk, len(starts))) for i in range(0, len(starts), chunk)]
-    if len(groups) == 1:
-        work(groups[0])
-    else:
-        for f in [_executor().submit(work, g) for g in groups]:
-            f.result()
+    _share(work, len(starts), on_numpy)
 
     if reduction == "none":
         value = _concat(nones)
@@ -179,6 +167,77 @@ def evaluate(
     if not want_grad:
         return value, None
     return value, (tuple(grads) if len(grads) > 1 else grads[0])
+
+
+def second_order(
+    spec: Any,
+    xp: Any,
+    inputs: list[Any],
+    options: dict[str, Any],
+    reduction: str,
+    weights: tuple[Any, Any] | None,
+    denominator: float | None,
+    which: str,
+) -> tuple[Any, Any]:
+    """``(grad, second)`` of ``spec.fn`` on ``inputs``, block by block, where ``second`` is the
+    ``Items`` closure named by ``which`` ("hess" or "fisher"): the same arrays as one call (no
+    sums are involved, so to the last bit). No per-item values are summed; a formula whose
+    ``values`` are lazy (a callable) never computes them here."""
+    first = inputs[0]
+    on_numpy = isinstance(first, np.ndarray)
+    n, rows, starts = _blocks(first)
+    grads = [_empty_like(inputs[spec.inputs.index(d)]) for d in spec.differentiable]
+    second = _empty_like(first)
+    scale = 1.0
+    if reduction in ("mean", "batchmean"):
+        scale = 1.0 / denominator if denominator else 0.0
+    missing: list[str] = []
+
+    def work(block_ids: range) -> None:
+        for b in block_ids:
+            r0 = starts[b]
+            r1 = min(r0 + rows, n)
+            items = spec.fn(xp, *[a[r0:r1] for a in inputs], **options)
+            w: Any = 1.0
+            if weights is not None:
+                laid = weights[0]
+                w = laid[r0:r1] if laid.ndim and laid.shape[0] == n and n != 1 else laid
+            closure = getattr(items, which)
+            if closure is None:
+                missing.append(which)
+                return
+            # The second derivative first: the gradient may reuse a buffer it reads.
+            _scaled_copy(second[r0:r1], closure(w), scale)
+            g = items.grad(w)
+            for out, gi in zip(grads, g if isinstance(g, tuple) else (g,)):
+                _scaled_copy(out[r0:r1], gi, scale)
+
+    _share(work, len(starts), on_numpy)
+    if missing:
+        raise NotImplementedError(f"{spec.name} defines no Items.{which} for these options.")
+    return (tuple(grads) if len(grads) > 1 else grads[0]), second
+
+
+def _blocks(first: Any) -> tuple[int, int, list[int]]:
+    """``(n, rows, starts)``: the batch size, the rows per block and each block's first row."""
+    n = first.shape[0]
+    block = BLOCK_ELEMENTS if isinstance(first, np.ndarray) else BLOCK_ELEMENTS * TORCH_BLOCK_FACTOR
+    rows = max(1, block // max(1, _size(first) // n))
+    return n, rows, list(range(0, n, rows))
+
+
+def _share(work: Any, n_blocks: int, on_numpy: bool) -> None:
+    """Run ``work(range of block ids)`` over all blocks. NumPy runs one operation on one core, so
+    the blocks are shared among threads; torch already spreads each operation over its own
+    intra-op threads."""
+    workers = min(num_threads(), n_blocks) if on_numpy else 1
+    chunk = -(-n_blocks // workers)
+    groups = [range(i, min(i + chunk, n_blocks)) for i in range(0, n_blocks, chunk)]
+    if len(groups) == 1:
+        work(groups[0])
+    else:
+        for f in [_executor().submit(work, g) for g in groups]:
+            f.result()
 
 
 def _empty_like(a: Any) -> Any:

@@ -109,6 +109,14 @@ class Items:
     differentiable input; ``hvp(w, v)``: that Hessian times ``v`` (an array of the input's shape),
     needed only where an item couples several input elements (for ``layout="elementwise"`` the
     Hessian is its diagonal and ``hess(w) * v`` serves).
+
+    ``fisher(w)`` (optional): the diagonal of the *expected* Hessian of the same sum, the
+    expectation taken over targets drawn from the distribution the input predicts (Fisher
+    scoring; Gauss-Newton for a least-squares loss on a transformed scale). Only losses that are
+    a negative log-likelihood, or a squared residual, of a model the input parametrises give it,
+    and only where it differs from ``hess`` (a canonical link's Hessian does not depend on the
+    target, so there the two are equal and ``hess`` serves). Gradient boosting uses it where the
+    exact Hessian can be negative (``losslab.boosting``'s ``hessian="fisher"``).
     """
 
     values: Any
@@ -117,6 +125,7 @@ class Items:
     hess: Callable[[Any], Any] | None = None
     hvp: Callable[[Any, Any], Any] | None = None
     mean_weights: Any = None
+    fisher: Callable[[Any], Any] | None = None
 
 
 def _no_example(*_: Any, **__: Any) -> tuple[Any, ...]:  # pragma: no cover
@@ -454,12 +463,15 @@ class Loss:
     # -- second order ----------------------------------------------------------------------
 
     def _second(self, inputs: tuple[Any, ...], sample_weight: Any) -> tuple[_Prepared, Items, Any]:
+        self._check_second()
+        return self._items(inputs, sample_weight)
+
+    def _check_second(self) -> None:
         if self.spec.hessian is None:
             raise NotImplementedError(
                 f"{self.spec.name} does not provide second derivatives (its gradient is not "
                 f"piecewise differentiable, or they are not derived yet)."
             )
-        return self._items(inputs, sample_weight)
 
     def hess(self, *inputs: Any, sample_weight: Any = None) -> Any:
         """The diagonal of the Hessian of the loss's value (of the sum for ``"none"``) w.r.t.
@@ -468,11 +480,43 @@ class Loss:
         return _as_arrays(p.xp, _hessian(items)(w))
 
     def grad_and_hess(self, *inputs: Any, sample_weight: Any = None) -> tuple[Any, Any]:
-        """``(grad, hess)`` from one evaluation of the formula."""
-        p, items, (_, w) = self._second(inputs, sample_weight)
-        # The Hessian first: a gradient may be built in a buffer the Hessian reads (SoftmaxPass).
-        hess = _as_arrays(p.xp, _hessian(items)(w))
-        return _as_arrays(p.xp, items.grad(w)), hess
+        """``(grad, hess)`` from one evaluation of the formula (block by block on large NumPy
+        inputs of row-wise losses, like ``value_and_grad``)."""
+        return self._grad_and_second(inputs, sample_weight, "hess")
+
+    def fisher(self, *inputs: Any, sample_weight: Any = None) -> Any:
+        """The diagonal of the expected Hessian (``Items.fisher``) of the loss's value w.r.t. the
+        first differentiable input; NotImplementedError where the loss defines none."""
+        return self._grad_and_second(inputs, sample_weight, "fisher", want_grad=False)[1]
+
+    def grad_and_fisher(self, *inputs: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+        """``(grad, fisher)`` from one evaluation of the formula."""
+        return self._grad_and_second(inputs, sample_weight, "fisher")
+
+    def _grad_and_second(
+        self, inputs: tuple[Any, ...], sample_weight: Any, which: str, want_grad: bool = True
+    ) -> tuple[Any, Any]:
+        """``(grad or None, second)``: ``which`` names the ``Items`` closure giving the second
+        derivative ("hess" or "fisher")."""
+        self._check_second()
+        p = self._prepare(inputs, sample_weight)
+        if want_grad and _blocked.applicable(self.spec, p.arrays, p.options, p.sample_weight):
+            weights = None if p.sample_weight is None else (p.sample_weight, p.item_weight)
+            return _blocked.second_order(
+                self.spec, p.xp, p.arrays, p.options, p.reduction, weights,
+                self._block_denominator(p), which,
+            )
+        items = self.spec.fn(p.xp, *p.arrays, **p.options)
+        w = _weights(p, self.spec, items)
+        second = getattr(items, which)
+        if second is None:
+            raise NotImplementedError(
+                f"{self.spec.name} defines no expected Hessian (Items.fisher) for options "
+                f"{self.options or 'at their defaults'}."
+            )
+        # The second derivative first: a gradient may be built in a buffer it reads (SoftmaxPass).
+        out = _as_arrays(p.xp, second(w))
+        return (_as_arrays(p.xp, items.grad(w)) if want_grad else None), out
 
     def hvp(self, *inputs: Any, v: Any, sample_weight: Any = None) -> Any:
         """The exact Hessian of the loss's value w.r.t. the first differentiable input, times
@@ -517,23 +561,41 @@ def _reduce(p: _Prepared, spec: LossSpec, items: Items) -> tuple[Any, Any]:
         return _as_array(xp, total), (1.0 if sw is None else sw)
     if reduction == "mean" and items.mean_weights is not None:
         return _weighted_mean(p, spec, items, values)
-    if reduction == "batchmean":
+    d, inv = _mean_inverse(p, spec, items)
+    if isinstance(d, float):
+        value = total * inv if d else total * math.nan
+    else:
+        # An array denominator (weighted means) may be 0 (every target ignored): NaN value and
+        # a zero gradient, as torch, without a division warning.
+        value = xp.where(d > 0, total * inv, xp.full_like(inv, math.nan))
+    return _as_array(xp, value), (inv if sw is None else sw * inv)
+
+
+def _weights(p: _Prepared, spec: LossSpec, items: Items) -> Any:
+    """The ``w`` of ``_reduce`` without the value (second derivatives need only the weights)."""
+    sw = p.sample_weight
+    if p.reduction in ("none", "sum"):
+        return 1.0 if sw is None else sw
+    if p.reduction == "mean" and items.mean_weights is not None:
+        return _weighted_mean(p, spec, items, items.values)[1]
+    inv = _mean_inverse(p, spec, items)[1]
+    return inv if sw is None else sw * inv
+
+
+def _mean_inverse(p: _Prepared, spec: LossSpec, items: Items) -> tuple[Any, Any]:
+    """``(d, 1/d)``: what a mean divides by, and its inverse (0 where ``d`` is 0)."""
+    xp = p.xp
+    if p.reduction == "batchmean":
         d: Any = float(p.first.shape[0]) if p.first.ndim > 0 else 1.0
     elif items.denominator is not None:
         d = items.denominator
     else:
         d = float(item_count(spec, p.first, p.options))
     if isinstance(d, float):
-        inv = 1.0 / d if d else 0.0
-        value = total * inv if d else total * math.nan
-    else:
-        # An array denominator (weighted means) may be 0 (every target ignored): NaN value and
-        # a zero gradient, as torch, without a division warning.
-        positive = d > 0
-        inv = 1.0 / xp.where(positive, d, xp.ones_like(d))
-        inv = xp.where(positive, inv, xp.zeros_like(inv))
-        value = xp.where(positive, total * inv, xp.full_like(inv, math.nan))
-    return _as_array(xp, value), (inv if sw is None else sw * inv)
+        return d, (1.0 / d if d else 0.0)
+    positive = d > 0
+    inv = 1.0 / xp.where(positive, d, xp.ones_like(d))
+    return d, xp.where(positive, inv, xp.zeros_like(inv))
 
 
 def _weighted_mean(p: _Prepared, spec: LossSpec, items: Items, values: Any) -> tuple[Any, Any]:

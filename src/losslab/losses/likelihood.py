@@ -275,3 +275,60 @@ def tweedie(xp: Any, input: Any, target: Any, *, power: float = 1.5) -> Items:
         grad=lambda w: scaled(b - y * a, w),
         hess=lambda w: w * ((2.0 - p) * b + (p - 1.0) * (y * a)),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Gamma (issue 12: a boosting objective with value, gradient, Hessian and expected Hessian)
+
+__all__ += ["gamma_deviance"]
+
+
+def _gamma_example(rng: np.random.Generator, dtype: Any = "float64", **_: Any) -> tuple[Any, ...]:
+    shape = _shape(rng)
+    x = rng.normal(scale=0.7, size=shape)
+    y = rng.gamma(2.0, 0.7, size=shape) + 1e-3  # strictly positive amounts
+    return x.astype(dtype), y.astype(dtype)
+
+
+@register(
+    "gamma_deviance",
+    input_kind="real",
+    target_kind="nonnegative",
+    layout="elementwise",
+    hessian="nonnegative",
+    rowwise=True,
+    task="count regression",
+    formula="target exp(-input) - 1 - log(target) + input  (half the gamma deviance, log link)",
+    example=_gamma_example,
+    torch=None,
+)
+def gamma_deviance(xp: Any, input: Any, target: Any) -> Items:
+    """Gamma deviance, log link: ``l_i = y_i / mu_i - 1 - log(y_i / mu_i)``, ``mu_i = exp(x_i)``.
+
+    ``x`` is the log-mean of a gamma-distributed positive target (claim severities, durations).
+    The value is half the unit deviance: 0 at ``mu = y``, and ``>= 0``; it is the gamma negative
+    log-likelihood with unit dispersion less the terms that depend on ``y`` only. Evaluated with
+    ``t = log(y) - x`` as ``expm1(t) - t``.
+
+    Gradient: ``dl_i/dx_i = 1 - y_i exp(-x_i)``; Hessian: ``y_i exp(-x_i) > 0``. Expected
+    Hessian (``Items.fisher``, ``E[y] = mu``): 1.
+
+    Targets must be > 0 (a value check; a zero target has no finite deviance).
+
+    Same gradient and Hessian as XGBoost's ``reg:gamma`` (``GammaRegression``: ``grad = 1 - y /
+    exp(p)``, ``hess = y / exp(p)``) and LightGBM's ``gamma`` objective
+    (``RegressionGammaLoss``); the value is scikit-learn's ``HalfGammaLoss`` (so
+    ``sklearn.metrics.mean_gamma_deviance(y, exp(x))`` is twice the mean here). torch has no
+    gamma loss. Reference: McCullagh & Nelder, *Generalized Linear Models* (2nd ed., 1989),
+    ch. 8.
+    """
+    check_same_shape(input, target, "input", "target")
+    check_in_range(xp, target, "target", 1e-300, None, "gamma targets must be positive")
+    t = xp.log(target) - input
+    r = xp.exp(t)  # y exp(-x), the Hessian
+    return Items(
+        lambda: xp.expm1(t) - t,
+        grad=lambda w: scaled(1.0 - r, w),
+        hess=lambda w: w * r,
+        fisher=lambda w: w * xp.ones_like(r),
+    )

@@ -439,3 +439,50 @@ def multilabel_margin(xp: Any, input: Any, target: Any) -> Items:
         hess=lambda w: xp.zeros_like(input),
         hvp=lambda w, v: xp.zeros_like(input),
     )
+
+
+# AdaBoost's exponential loss (issue 12).
+
+
+def _exponential_example(
+    rng: np.random.Generator, dtype: Any = "float64", **_: Any
+) -> tuple[Any, ...]:
+    shape = (int(rng.integers(1, 5)), int(rng.integers(1, 6)))
+    return rng.normal(size=shape).astype(dtype), _signs(rng, shape).astype(dtype)
+
+
+@register(
+    "exponential",
+    input_kind="scores",
+    target_kind="sign",
+    layout="elementwise",
+    hessian="nonnegative",
+    rowwise=True,
+    task="binary",
+    formula="exp(-y * x), y in {-1, +1}",
+    example=_exponential_example,
+)
+def exponential(xp: Any, input: Any, target: Any) -> Items:
+    """Exponential loss: ``l_i = exp(-y_i x_i)`` with labels ``y_i in {-1, +1}``.
+
+    The loss AdaBoost minimises stagewise; its population minimiser is half the log-odds,
+    ``x = log(p / (1 - p)) / 2``. It punishes confident mistakes exponentially (hence its
+    sensitivity to label noise, against the logistic loss's linear growth).
+
+    Gradient: ``dl_i/dx_i = -y_i exp(-y_i x_i)``; Hessian: ``exp(-y_i x_i) > 0`` (``y^2 = 1``).
+    A margin below about -88 (float32) or -709 (float64) overflows to ``inf``, the true value.
+
+    Labels 0/1 raise ValueError: convert with ``2 * y - 1`` (``losslab.boosting`` maps 0/1
+    labels itself). Same as scikit-learn's ``ExponentialLoss`` (``GradientBoostingClassifier(
+    loss="exponential")``, written there for 0/1 labels as ``y exp(-x) + (1 - y) exp(x)``).
+    torch, XGBoost and LightGBM have no exponential loss. Reference: Freund & Schapire, "A
+    decision-theoretic generalization of on-line learning and an application to boosting",
+    JCSS 55 (1997); Friedman, Hastie & Tibshirani, "Additive logistic regression", Ann. Statist.
+    28 (2000).
+    """
+    e = xp.exp(-target * input)
+    return Items(
+        e,
+        grad=lambda w: w * (-target * e),
+        hess=lambda w: w * e,
+    )

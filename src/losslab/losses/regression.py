@@ -317,3 +317,208 @@ def quantile(xp: Any, input: Any, target: Any, *, quantile: float = 0.5) -> Item
         hess=lambda w: xp.zeros_like(r),
     )
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses gradient-boosting users ask for (issue 12): pseudo_huber, expectile, msle, mape. Each
+# gives value, gradient and Hessian; their per-item values are lazy (a callable), so a boosting
+# objective, which needs only the derivatives, never computes them. (Imports kept with the block
+# so that it stays one contiguous addition.)
+
+from losslab.losses._primitives import size_of  # noqa: E402
+from losslab.losses._validation import value_checks_enabled  # noqa: E402
+
+__all__ += ["pseudo_huber", "expectile", "msle", "mape"]
+
+
+@register(
+    "pseudo_huber",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
+    options={"delta": Real(0, None, closed="neither")},
+    hessian="nonnegative",
+    rowwise=True,
+    task="regression",
+    formula="delta^2 (sqrt(1 + (d / delta)^2) - 1), d = input - target",
+    example=pair_example,
+    torch=None,
+)
+def pseudo_huber(xp: Any, input: Any, target: Any, *, delta: float = 1.0) -> Items:
+    """Pseudo-Huber loss: ``l_i = delta^2 (sqrt(1 + (d_i/delta)^2) - 1)``, ``d_i = x_i - y_i``.
+
+    A smooth Huber: ``d^2 / 2`` near 0, ``delta |d|`` far out. With ``u = d / delta``,
+    ``s = 1 + u^2`` and ``r = sqrt(s)``, the value is formed as ``delta^2 u (u / (r + 1))``
+    (``r - 1 = u^2 / (r + 1)``), which keeps full relative accuracy near 0, where ``r - 1``
+    would cancel, and tends to ``delta |d|`` far out. In the square root and the ratio ``u`` is
+    clipped at 1e18 (``v``), so that nothing overflows, not even in float32, and value and
+    gradient keep their limits (``hypot(1, u)`` would do the same, but NumPy's is a scalar loop,
+    ten times the cost of clipping).
+
+    Gradient: ``dl_i/dx_i = d_i / r_i`` (tends to ``+-delta``). Hessian:
+    ``1 / r_i^3``, formed as ``(1 / r_i) / s_i`` (> 0, tends to 0 far out).
+
+    Options: ``delta > 0`` (default 1.0), XGBoost's ``huber_slope``.
+
+    Same value, gradient and Hessian as XGBoost's ``reg:pseudohubererror`` (its
+    ``PseudoHuberRegression``: ``grad = z / sqrt(1 + (z/slope)^2)``, ``hess = slope^2 /
+    ((slope^2 + z^2) sqrt(1 + (z/slope)^2))``, metric ``mphe``); the README's "Adding a loss"
+    shows this formula in its plainest form. torch has no pseudo-Huber loss. Reference:
+    Charbonnier et al., "Two deterministic half-quadratic regularization algorithms for computed
+    imaging", ICIP 1994; Hartley & Zisserman, *Multiple View Geometry* (2003), A6.8.
+    """
+    d = input - target
+    u = d if delta == 1.0 else d / delta
+    v = xp.clip(u, -_PSEUDO_HUBER_CLIP, _PSEUDO_HUBER_CLIP)
+    s = 1.0 + v * v
+    r = xp.sqrt(s)
+    return Items(
+        lambda: (delta * delta) * (u * (v / (r + 1.0))),
+        grad=lambda w: scaled(v / r, delta * w) if delta != 1.0 else scaled(v / r, w),
+        hess=lambda w: (w / r) / s,  # 1 / r^3 without forming r^3 (which overflows first)
+    )
+
+
+# Beyond this |d / delta| the pseudo-Huber gradient is +-delta to float64 precision.
+_PSEUDO_HUBER_CLIP = 1e18
+
+
+@register(
+    "expectile",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
+    options={"expectile": Real(0, 1, closed="neither")},
+    hessian="nonnegative",
+    rowwise=True,
+    task="regression",
+    formula="|tau - 1(target < input)| (target - input)^2",
+    example=_abs_example,
+    torch=None,
+)
+def expectile(xp: Any, input: Any, target: Any, *, expectile: float = 0.5) -> Items:
+    """Expectile (asymmetric least squares) loss: ``l_i = |tau - 1(r_i < 0)| r_i^2``,
+    ``r_i = y_i - x_i``.
+
+    Minimised in expectation when ``x`` is the ``tau``-expectile of ``y`` (``tau = 0.5``: the
+    mean, and the loss is ``mse / 2``); the squared analogue of the quantile loss, smooth where
+    the quantile loss has a kink, so its Hessian is useful to Newton steps.
+
+    Gradient: ``dl_i/dx_i = -2 k_i r_i`` with ``k_i = tau`` where ``r_i >= 0`` and ``1 - tau``
+    where ``r_i < 0`` (continuous). Hessian: ``2 k_i`` (> 0; it jumps at ``r = 0``).
+
+    Options: ``expectile`` ``tau`` in (0, 1) (default 0.5). torch, XGBoost and LightGBM have no
+    expectile loss; the optimal constant equals ``scipy.stats.expectile`` (checked in the
+    tests). Reference: Newey & Powell, "Asymmetric Least Squares Estimation and Testing",
+    Econometrica 55 (1987).
+    """
+    tau = expectile
+    r = target - input
+    k = tau + (1.0 - 2.0 * tau) * xp.astype(r < 0, input.dtype)  # 1 - tau where r < 0
+    return Items(
+        lambda: k * (r * r),
+        grad=lambda w: (-2.0 * w) * (k * r),
+        hess=lambda w: (2.0 * w) * k,
+    )
+
+
+# XGBoost's guard in reg:squaredlogerror: predictions below -1 + 1e-6 are evaluated there.
+_MSLE_FLOOR = -1.0 + 1e-6
+
+
+def _msle_example(rng: np.random.Generator, dtype: Any = "float64", **_: Any) -> tuple[Any, ...]:
+    shape = (int(rng.integers(1, 5)), int(rng.integers(1, 6)))
+    x = rng.uniform(-0.5, 4.0, size=shape)
+    y = np.where(rng.random(size=shape) < 0.2, 0.0, rng.uniform(-0.5, 6.0, size=shape))
+    return x.astype(dtype), y.astype(dtype)
+
+
+@register(
+    "msle",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
+    hessian="indefinite",
+    rowwise=True,
+    task="regression",
+    formula="(log1p(input) - log1p(target))^2 / 2",
+    example=_msle_example,
+    torch=None,
+)
+def msle(xp: Any, input: Any, target: Any) -> Items:
+    """Squared log error: ``l_i = (log(1 + x_i) - log(1 + y_i))^2 / 2`` (XGBoost's definition).
+
+    For targets spanning orders of magnitude (prices, counts): it compares ``log1p`` of the
+    prediction and of the target, so relative errors count. ``x`` is the prediction itself
+    (identity link, as XGBoost's ``reg:squaredlogerror``), and must stay above -1; as XGBoost
+    does, a prediction below ``-1 + 1e-6`` is evaluated at ``-1 + 1e-6`` (value, gradient and
+    Hessian there: a strong push back up), so a boosting round that overshoots never yields NaN.
+    Targets must be > -1 (a value check, XGBoost's rule).
+
+    With ``e_i = log1p(x_i) - log1p(y_i)`` (formed as ``log1p((x_i - y_i) / (1 + y_i))``, one
+    logarithm instead of two, exact where they would cancel): gradient
+    ``dl_i/dx_i = e_i / (1 + x_i)``; Hessian ``(1 - e_i) / (1 + x_i)^2``, **negative** wherever
+    the prediction exceeds ``e (1 + y) - 1`` (``e_i > 1``). The expected Hessian
+    (``Items.fisher``; Gauss-Newton: the residual's expectation is 0 when ``log1p(y)`` is centred
+    on ``log1p(x)``) is ``1 / (1 + x_i)^2 > 0``; ``losslab.boosting`` uses it by default.
+
+    Same gradient as XGBoost's ``reg:squaredlogerror`` (``SquaredLogError`` in its
+    ``regression_loss.h``); XGBoost floors the Hessian at 1e-6, which
+    ``losslab.boosting.objective("msle", hessian="clip", hessian_floor=1e-6)`` reproduces.
+    Keras' ``mean_squared_logarithmic_error`` and scikit-learn's ``mean_squared_log_error`` have
+    no ``1/2``: they are twice this value. Reference: XGBoost documentation, "Custom Objective
+    and Evaluation Metric" (the squared log error example); XGBoost ``reg:squaredlogerror``.
+    """
+    if value_checks_enabled() and size_of(target) and not bool(xp.all(target > -1.0)):
+        raise ValueError("target must be > -1 for msle (log1p(target)); found a value <= -1.")
+    x = xp.maximum(input, _MSLE_FLOOR)
+    one_y = 1.0 + target
+    # log1p(x) - log1p(y) as one log1p: NumPy's is a scalar loop, the costliest pass here
+    e = xp.log1p((x - target) / one_y)
+    inv = 1.0 / (1.0 + x)
+    return Items(
+        lambda: 0.5 * (e * e),
+        grad=lambda w: scaled(e * inv, w),
+        hess=lambda w: w * ((1.0 - e) * (inv * inv)),
+        fisher=lambda w: w * (inv * inv),
+    )
+
+
+@register(
+    "mape",
+    input_kind="real",
+    target_kind="real",
+    layout="elementwise",
+    options={"epsilon": Real(0, None, closed="neither")},
+    hessian="zero",
+    rowwise=True,
+    task="regression",
+    formula="|input - target| / max(|target|, epsilon)",
+    example=_abs_example,
+    torch=None,
+)
+def mape(xp: Any, input: Any, target: Any, *, epsilon: float = 1.0) -> Items:
+    """Absolute percentage error: ``l_i = |x_i - y_i| / max(|y_i|, epsilon)``.
+
+    The mean is the MAPE as a fraction (multiply by 100 for percent).
+
+    Gradient: ``dl_i/dx_i = sign(x_i - y_i) / max(|y_i|, epsilon)`` (0 at the kink, as ``l1``).
+    Hessian: 0 wherever it exists; gradient boosting needs a stand-in
+    (``losslab.boosting``'s ``hessian="constant"``).
+
+    Options: ``epsilon > 0`` (default 1.0): the floor of the denominator. The default is
+    LightGBM's ``mape`` objective and metric (``RegressionMAPELOSS``, ``MAPEMetric``: the
+    label's weight is ``1 / max(1, |label|)``), which keeps targets near 0 from dominating;
+    ``epsilon=np.finfo(np.float64).eps`` gives scikit-learn's ``mean_absolute_percentage_error``
+    and XGBoost's ``mape`` metric (``|y - p| / |y|``) wherever ``y != 0``. torch has none.
+    Reference: Hyndman & Koehler, "Another look at measures of forecast accuracy", Int. J.
+    Forecasting 22 (2006); de Myttenaere et al., "Mean Absolute Percentage Error for regression
+    models", Neurocomputing 192 (2016).
+    """
+    d = input - target
+    scale = 1.0 / xp.maximum(xp.abs(target), epsilon)
+    return Items(
+        lambda: xp.abs(d) * scale,
+        grad=lambda w: scaled(xp.sign(d) * scale, w),
+        hess=lambda w: xp.zeros_like(d),
+    )

@@ -1,0 +1,407 @@
+"""Second derivatives against torch's double backward, over every loss and its options.
+
+``Loss.hvp`` (and so ``Loss.hess``, its diagonal, which test_contract.py ties to ``hvp``) must
+equal ``torch.autograd``'s Hessian-vector product of an independent definition: torch's own loss
+where torch has one (``torch.nn.functional``, with ``reduction="sum"``), otherwise the formula
+written here in torch operations, each citing where the definition comes from. The catalog's
+option grids are spelled out per loss below (array options are fitted to the drawn inputs).
+
+The second half checks ``losslab.torch``'s double backward (``create_graph=True``, which
+differentiates the catalog's value formula with autograd) against the closed-form ``hvp``, for
+every catalog loss with second derivatives and every reduction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gradcheck import catalog_cases
+
+import losslab
+import losslab.torch as lt
+
+W3 = np.array([0.5, 2.0, 1.0])
+W4 = np.array([0.5, 1.0, 2.0, 1.5])
+
+
+def _same_shape(inputs, rng):
+    """A per-element weight of the input's shape (mse, l1, huber's ``weight``)."""
+    return rng.uniform(0.3, 2.0, size=np.shape(inputs[0]))
+
+
+def _grid(**axes):
+    """Every combination of the given option values (dicts), defaults spelled as None-free."""
+    keys = list(axes)
+    return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+# --- references written in torch (where torch has no such loss) ----------------------------------
+
+
+def _focal(x, y, *, alpha=0.25, gamma=2.0):
+    # torchvision 0.2x, torchvision/ops/focal_loss.py: sigmoid_focal_loss
+    p = torch.sigmoid(x)
+    ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    p_t = p * y + (1 - p) * (1 - y)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return loss.sum()
+
+
+def _class_rows(x, y):
+    """(N, C, *rest) logits and (N, *rest) labels; unbatched (C,) becomes one row."""
+    if x.ndim == 1:
+        return x[None], y.reshape(1)
+    return x, y
+
+
+def _softmax_focal(x, y, *, gamma=2.0, alpha=None, ignore_index=-100):
+    # Lin et al., ICCV 2017, eq. (5), with softmax probabilities: -alpha_y (1 - p_y)^g log p_y
+    x, y = _class_rows(x, y)
+    valid = y != ignore_index
+    safe = torch.where(valid, y, torch.zeros_like(y))
+    logp = torch.log_softmax(x, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+    a = 1.0 if alpha is None else (
+        alpha if isinstance(alpha, float) else torch.as_tensor(alpha, dtype=x.dtype)[safe]
+    )
+    per = -a * (1 - logp.exp()) ** gamma * logp
+    return torch.where(valid, per, torch.zeros_like(per)).sum()
+
+
+def _poly1(x, y, *, epsilon=1.0, weight=None, ignore_index=-100, label_smoothing=0.0):
+    # Leng et al., ICLR 2022, reference code: CE + epsilon * (1 - p_t), p_t from the smoothed
+    # targets; the poly term weighted by w_y (losslab's documented choice).
+    ce = F.cross_entropy(x, y, weight=weight, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, reduction="none")
+    xr, yr = _class_rows(x, y)
+    c = xr.shape[1]
+    valid = yr != ignore_index
+    safe = torch.where(valid, yr, torch.zeros_like(yr))
+    p_y = torch.softmax(xr, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+    p_t = (1 - label_smoothing) * p_y + label_smoothing / c
+    w_y = torch.ones_like(p_y) if weight is None else weight[safe]
+    poly = torch.where(valid, w_y * (1 - p_t), torch.zeros_like(p_t))
+    return ce.sum() + epsilon * poly.sum()
+
+
+def _overlap(p, t, *, alpha, beta, smooth):
+    # Salehi et al., MLMI 2017 (Tversky); dice is alpha = beta = 1/2 with smooth / 2,
+    # jaccard alpha = beta = 1 (segmentation_models_pytorch's scores, no eps clamp)
+    axes = tuple(range(1, p.ndim))
+    tp = (p * t).sum(axes)
+    fp = (p * (1 - t)).sum(axes)
+    fn = ((1 - p) * t).sum(axes)
+    return (1 - (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)).sum()
+
+
+def _js(x, q, *, dim=-1):
+    # Lin, IEEE Trans. Inf. Theory 37 (1991): JS = KL(p||m)/2 + KL(q||m)/2, p = softmax(x),
+    # m = (p + q)/2, written as H(m) - H(p)/2 - H(q)/2 (no q/m, whose derivative is 0/0 at q = 0)
+    p = torch.softmax(x, dim=dim)
+    m = (p + q) / 2
+    return (0.5 * p * torch.log_softmax(x, dim=dim) + 0.5 * torch.xlogy(q, q)
+            - m * torch.log(m)).sum()
+
+
+def _multi_margin(x, y, *, p=1, margin=1.0, weight=None):
+    # torch.nn.MultiMarginLoss's documented formula (its kernel has no double backward):
+    # sum_{i != y} w_y max(0, margin - x_y + x_i)^p / C
+    x, y = _class_rows(x, y)
+    c = x.shape[1]
+    z = torch.clamp_min(margin - x.gather(1, y[:, None]) + x, 0) ** p
+    z = z * (torch.arange(c)[None, :] != y[:, None])
+    w = 1.0 if weight is None else weight[y][:, None]
+    return (w * z).sum() / c
+
+
+def _multilabel_margin(x, y):
+    # torch.nn.MultiLabelMarginLoss's documented formula (no double backward in its kernel):
+    # sum_{j in targets, i not in targets} max(0, 1 - (x_j - x_i)) / C, targets before the first -1
+    x, y = (x[None], y[None]) if x.ndim == 1 else (x, y)
+    c = x.shape[1]
+    listed = torch.cumprod((y >= 0).to(torch.int64), dim=1).bool()
+    is_t = torch.zeros_like(x, dtype=torch.bool)
+    for row in range(x.shape[0]):
+        is_t[row, y[row][listed[row]]] = True
+    z = torch.clamp_min(1 - x[:, :, None] + x[:, None, :], 0)  # (N, j, i)
+    mask = is_t[:, :, None] & ~is_t[:, None, :]
+    return (z * mask).sum() / c
+
+
+TORCH_FORMULAS = {
+    "multi_margin": _multi_margin,
+    "multilabel_margin": _multilabel_margin,
+    "focal": _focal,
+    "softmax_focal": _softmax_focal,
+    "poly1": _poly1,
+    # Keras losses.log_cosh
+    "log_cosh": lambda x, y: torch.log(torch.cosh(x - y)).sum(),
+    # Koenker & Bassett (1978)
+    "quantile": lambda x, y, quantile=0.5: torch.maximum(
+        quantile * (y - x), (quantile - 1) * (y - x)).sum(),
+    # Cortes & Vapnik (1995); Keras losses.squared_hinge
+    "hinge": lambda x, y, margin=1.0: torch.clamp_min(margin - y * x, 0).sum(),
+    "squared_hinge": lambda x, y, margin=1.0: (torch.clamp_min(margin - y * x, 0) ** 2).sum(),
+    # LightGBM RegressionTweedieLoss / XGBoost reg:tweedie (value whose gradient they use)
+    "tweedie": lambda x, y, power=1.5: (
+        -y * torch.exp((1 - power) * x) / (1 - power) + torch.exp((2 - power) * x) / (2 - power)
+    ).sum(),
+    "dice": lambda p, t, smooth=1.0: _overlap(p, t, alpha=0.5, beta=0.5, smooth=smooth / 2),
+    "jaccard": lambda p, t, smooth=1.0: _overlap(p, t, alpha=1.0, beta=1.0, smooth=smooth),
+    "tversky": lambda p, t, alpha=0.5, beta=0.5, smooth=1.0: _overlap(
+        p, t, alpha=alpha, beta=beta, smooth=smooth),
+    "js_div": _js,
+    # XGBoost 3.2 PseudoHuberRegression (reg:pseudohubererror), slope = delta
+    "pseudo_huber": lambda x, y, delta=1.0: (
+        delta**2 * (torch.sqrt(1 + ((x - y) / delta) ** 2) - 1)).sum(),
+    # Newey & Powell (1987)
+    "expectile": lambda x, y, expectile=0.5: (
+        torch.abs(expectile - ((y - x) < 0).to(x.dtype)) * (y - x) ** 2).sum(),
+    # XGBoost 3.2 reg:squaredlogerror: 1/2 [log(p + 1) - log(y + 1)]^2
+    "msle": lambda x, y: (0.5 * (torch.log1p(x) - torch.log1p(y)) ** 2).sum(),
+    # LightGBM 4.7 mape: |y - p| / max(1, |y|) (epsilon generalises the 1)
+    "mape": lambda x, y, epsilon=1.0: (torch.abs(x - y) / torch.clamp_min(y.abs(), epsilon)).sum(),
+    # scikit-learn 1.x HalfGammaLoss: y exp(-x) + x, plus its constant -1 - log y
+    "gamma_deviance": lambda x, y: (y * torch.exp(-x) + x - 1 - torch.log(y)).sum(),
+    # Freund & Schapire (1997): exp(-y f)
+    "exponential": lambda x, y: torch.exp(-y * x).sum(),
+}
+
+
+# --- option grids (array options: an array, or a function of the drawn inputs) ------------------
+
+CLASS = dict(weight=[None, W4], ignore_index=[-100, 1], label_smoothing=[0.0, 0.2])
+GRIDS = {
+    "mse": _grid(weight=[None, _same_shape]),
+    "l1": _grid(weight=[None, _same_shape]),
+    "huber": _grid(delta=[0.5, 1.0, 2.0], weight=[None, _same_shape]),
+    "smooth_l1": _grid(beta=[0.0, 0.5, 1.5]),
+    "quantile": _grid(quantile=[0.1, 0.5, 0.9]),
+    "bce": _grid(weight=[None, W3]),
+    "bce_with_logits": _grid(weight=[None, W3], pos_weight=[None, W3]),
+    "focal": _grid(alpha=[0.25, -1.0, 0.9], gamma=[0.0, 0.5, 1.0, 2.0, 3.0]),
+    "multilabel_soft_margin": _grid(weight=[None, W3]),
+    "cross_entropy": _grid(**CLASS) + [{"probabilities": True, "weight": w, "label_smoothing": s}
+                                        for w in (None, W4) for s in (0.0, 0.2)],
+    "poly1": _grid(epsilon=[-0.5, 1.0, 2.5], **CLASS),
+    "nll": _grid(weight=[None, W4], ignore_index=[-100, 1]),
+    "softmax_focal": _grid(gamma=[0.0, 0.5, 2.0], alpha=[None, 0.25, W4], ignore_index=[-100, 1]),
+    "poisson_nll": _grid(log_input=[True, False], full=[False, True], eps=[1e-8, 0.5]),
+    "gaussian_nll": _grid(full=[False, True], eps=[1e-6, 0.5]),
+    "tweedie": _grid(power=[1.2, 1.5, 1.8]),
+    "hinge_embedding": _grid(margin=[0.5, 1.0, 2.0]),
+    "hinge": _grid(margin=[0.5, 1.0, 2.0]),
+    "squared_hinge": _grid(margin=[0.5, 1.0, 2.0]),
+    "margin_ranking": _grid(margin=[0.0, 0.5]),
+    "multi_margin": _grid(p=[1, 2], margin=[0.5, 1.0], weight=[None, W4]),
+    "cosine_embedding": _grid(margin=[0.0, 0.3]),
+    "triplet_margin": _grid(margin=[0.5, 1.0], p=[1.0, 2.0, 3.0], swap=[False, True]),
+    "kl_div": _grid(log_target=[False, True]),
+    "js_div": _grid(dim=[-1, 0, 1]),
+    "dice": _grid(smooth=[0.0, 1.0]),
+    "jaccard": _grid(smooth=[0.0, 1.0]),
+    "tversky": _grid(alpha=[0.3, 0.7], beta=[0.3, 0.7], smooth=[0.0, 1.0]),
+    "pseudo_huber": _grid(delta=[0.5, 1.0, 3.0]),
+    "expectile": _grid(expectile=[0.1, 0.5, 0.9]),
+    "mape": _grid(epsilon=[1.0, 1e-3]),
+}
+
+SECOND = [n for n in losslab.available() if losslab.spec(n).hessian is not None]
+CASES = [
+    (name, options)
+    for name in SECOND
+    for options in GRIDS.get(name, [{}])
+]
+IDS = [
+    f"{n}-" + "-".join(
+        f"{k}={'arr' if callable(v) or isinstance(v, np.ndarray) else v}" for k, v in o.items()
+    ) for n, o in CASES
+]
+
+
+def _torch_hvp(scalar, x, v):
+    """(gradient, Hessian times v) of ``scalar`` w.r.t. ``x`` by torch's double backward; a
+    gradient that does not depend on ``x`` (piecewise linear losses) has a zero Hessian."""
+    (g,) = torch.autograd.grad(scalar, x, create_graph=True)
+    if not g.requires_grad:
+        return g, np.zeros(x.shape)
+    (hv,) = torch.autograd.grad((g * torch.tensor(v)).sum(), x, allow_unused=True)
+    return g, (np.zeros(x.shape) if hv is None else hv.detach().numpy(force=True))
+
+
+def _draw(name, options, rng):
+    """(losslab options, NumPy inputs) for one case: arrays fitted to the inputs."""
+    spec = losslab.spec(name)
+    options = dict(options)
+    probabilities = options.pop("probabilities", False)
+    fixed = {k: v for k, v in options.items() if v is not None and not callable(v)}
+    for _ in range(50):
+        inputs = [np.array(a, copy=True) for a in spec.example(rng, "float64", **fixed)]
+        if not probabilities or inputs[0].ndim >= 2:
+            break
+    if probabilities:
+        # class probabilities over axis 1 instead of indices
+        shape = inputs[0].shape
+        q = rng.dirichlet(np.ones(shape[1]), size=shape[:1] + shape[2:])
+        inputs[1] = np.moveaxis(q, -1, 1)
+    if name == "kl_div" and options.get("log_target"):
+        inputs[1] = np.maximum(inputs[1], -30.0)  # torch: 0 * -inf is NaN
+    resolved = {k: (v(inputs, rng) if callable(v) else v) for k, v in options.items()}
+    return resolved, inputs
+
+
+def _torch_reference(name, inputs, options):
+    """The scalar to differentiate twice: torch's loss (sum), or the formula above."""
+    spec = losslab.spec(name)
+    tensors = [torch.tensor(a) for a in inputs]
+    i0 = spec.inputs.index(spec.differentiable[0])
+    tensors[i0].requires_grad_(True)
+    kw = {k: (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in options.items()}
+    if name in TORCH_FORMULAS:
+        return tensors, i0, lambda *t: TORCH_FORMULAS[name](*t, **kw)
+    if spec.torch is None:
+        return None
+    fn = getattr(F, spec.torch)
+    return tensors, i0, lambda *t: fn(*t, reduction="sum", **kw)
+
+
+@pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
+def test_hvp_equals_torch_double_backward(name, options):
+    rng = np.random.default_rng(21)
+    for _ in range(2):
+        resolved, inputs = _draw(name, options, rng)
+        ref = _torch_reference(name, inputs, resolved)
+        if ref is None:
+            pytest.skip(f"{name}: no torch loss and no torch formula in this file yet")
+        tensors, i0, f = ref
+        x = tensors[i0]
+        v = rng.normal(size=x.shape)
+        g, want = _torch_hvp(f(*tensors), x, v)
+        loss = losslab.get(name, reduction="sum", **resolved)
+        np.testing.assert_allclose(loss.hvp(*inputs, v=v), want, rtol=1e-7, atol=1e-9)
+        # and the gradient of the same reference, so that the reference is the same loss
+        np.testing.assert_allclose(
+            np.asarray(loss.grad(*inputs) if len(loss.differentiable) == 1
+                       else loss.grad(*inputs)[0]),
+            g.detach().numpy(), rtol=1e-7, atol=1e-9,
+        )
+
+
+def test_every_loss_with_second_derivatives_has_an_independent_reference():
+    """Known losses (those present when this file was written) all have a torch reference; a
+    loss added later without one is skipped above with a reason, and named here."""
+    missing = [n for n in SECOND if losslab.spec(n).torch is None and n not in TORCH_FORMULAS]
+    written_for = set(GRIDS) | set(TORCH_FORMULAS) | {
+        "soft_margin", "log_cosh", "multilabel_margin", "msle", "gamma_deviance", "exponential"}
+    assert not [n for n in missing if n in written_for], missing
+
+
+def test_new_losses_declare_their_hessian_facts():
+    assert losslab.spec("msle").hessian == "indefinite"  # negative where log1p(x/y) > 1
+    x, y = np.array([10.0, 0.5]), np.array([0.0, 0.5])
+    h = losslab.get("msle", reduction="none").hess(x, y)
+    assert h[0] < 0 < h[1]
+    for name in ("pseudo_huber", "expectile", "gamma_deviance", "exponential"):
+        assert losslab.spec(name).hessian == "nonnegative", name
+    assert losslab.spec("mape").hessian == "zero"
+
+
+# --- the torch adapter's double backward equals the closed form --------------------------------
+
+ADAPTER = [(n, o) for n, o in catalog_cases()[0] if losslab.spec(n).hessian is not None]
+ADAPTER_IDS = [f"{n}-{o.get('reduction', 'default')}" for n, o in ADAPTER]
+
+
+@pytest.mark.parametrize(("name", "options"), ADAPTER, ids=ADAPTER_IDS)
+def test_torch_adapter_double_backward_equals_closed_form_hvp(name, options):
+    loss = losslab.get(name, **options)
+    spec = loss.spec
+    rng = np.random.default_rng(22)
+    inputs = [np.array(a, copy=True) for a in loss.example(rng, "float64")]
+    if name == "kl_div":
+        inputs[1] = np.maximum(inputs[1], -30.0)
+    i0 = spec.inputs.index(spec.differentiable[0])
+    tensors = [torch.tensor(a) if isinstance(a, np.ndarray) else a for a in inputs]
+    x = tensors[i0].requires_grad_(True)
+    value = getattr(lt, name)(*tensors, **options)
+    v = rng.normal(size=inputs[i0].shape)
+    _, got = _torch_hvp(value.sum(), x, v)
+    np.testing.assert_allclose(got, loss.hvp(*inputs, v=v), rtol=1e-7, atol=1e-9)
+
+
+ROWWISE_SECOND = [n for n in SECOND if losslab.spec(n).rowwise]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", ROWWISE_SECOND)
+def test_blocked_grad_and_hess_equal_one_call(name, reduction, monkeypatch):
+    """grad_and_hess (and grad_and_fisher) run block by block on large NumPy inputs
+    (``_blocked.second_order``): the same arrays as one call, sample weights included."""
+    from losslab.losses import _blocked
+
+    loss = losslab.get(name, reduction=reduction)
+    rng = np.random.default_rng(5)
+    while True:
+        inputs = loss.example(rng, "float64")
+        if all(np.ndim(a) >= 1 for a in inputs) and np.ndim(inputs[0]) >= 1:
+            break
+    inputs = [np.concatenate([a] * 30, axis=0) for a in inputs]
+    w = rng.uniform(0.2, 2.0, size=inputs[0].shape[0])
+    direct = {}
+    with monkeypatch.context() as m:
+        m.setattr(_blocked, "MIN_ELEMENTS", 1 << 62)
+        for sw in (None, w):
+            direct[sw is None] = loss.grad_and_hess(*inputs, sample_weight=sw)
+    monkeypatch.setattr(_blocked, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(_blocked, "BLOCK_ELEMENTS", 40)
+    monkeypatch.setenv("LOSSLAB_NUM_THREADS", "3")
+    assert _blocked.applicable(loss.spec, list(inputs), {}, None)
+    for sw in (None, w):
+        g, h = loss.grad_and_hess(*inputs, sample_weight=sw)
+        g0, h0 = direct[sw is None]
+        np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(h, h0, rtol=1e-12, atol=1e-300)
+        assert h.shape == h0.shape and h.dtype == h0.dtype
+
+
+def test_blocked_fisher_equals_one_call(monkeypatch):
+    from losslab.losses import _blocked
+
+    rng = np.random.default_rng(6)
+    x, y = np.abs(rng.normal(size=500)), rng.gamma(2.0, 1.0, size=500)
+    loss = losslab.get("msle")
+    want = loss.grad_and_fisher(x, y)
+    monkeypatch.setattr(_blocked, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(_blocked, "BLOCK_ELEMENTS", 40)
+    got = loss.grad_and_fisher(x, y)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-14)
+    np.testing.assert_allclose(loss.fisher(x, y), want[1], rtol=1e-14)
+    with pytest.raises(NotImplementedError, match="focal"):
+        losslab.get("focal").grad_and_fisher(x, (y > 1).astype(float))
+
+
+def test_hvp_of_a_large_batch_equals_the_small_batches():
+    # grad_and_hess runs block by block on large inputs: same arrays as one call per block.
+    from losslab.losses import _blocked
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(_blocked.MIN_ELEMENTS + 5,))
+    y = rng.normal(size=x.shape)
+    w = rng.uniform(0.1, 2.0, size=x.shape)
+    for name in ("pseudo_huber", "msle", "expectile"):
+        xx = np.abs(x) if name == "msle" else x
+        loss = losslab.get(name, reduction="mean")
+        g, h = loss.grad_and_hess(xx, np.abs(y) if name == "msle" else y, sample_weight=w)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(_blocked, "MIN_ELEMENTS", 1 << 62)
+            g0, h0 = loss.grad_and_hess(xx, np.abs(y) if name == "msle" else y, sample_weight=w)
+        np.testing.assert_allclose(g, g0, rtol=1e-14, atol=0)
+        np.testing.assert_allclose(h, h0, rtol=1e-14, atol=0)
+    assert not math.isnan(float(g.sum()))
