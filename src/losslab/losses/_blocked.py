@@ -145,7 +145,7 @@ def evaluate(
             laid = per_item = None
             if weights is not None:
                 laid, per_item = (rows_of(a, r0, r1) for a in weights)
-            values = items.values if per_item is None else items.values * per_item
+            values = items.per_item() if per_item is None else items.per_item() * per_item
             if reduction == "none":
                 nones[b] = values
             else:

@@ -88,7 +88,9 @@ class Items:
     """What a loss function returns: the per-item losses and their derivatives, lazily.
 
     ``values``: the per-item losses (for ``layout="elementwise"`` one per input element, for
-    ``"class_axis"`` one per sample and position, ...).
+    ``"class_axis"`` one per sample and position, ...), or a function of no arguments returning
+    them, where they cost work the derivatives do not share (gradient boosting asks for the
+    gradient and Hessian only); ``Items.per_item()`` gives them either way.
 
     ``grad(w)``: the gradient of ``sum_i w_i values_i`` w.r.t. the differentiable inputs (a tuple
     when there are several), where ``w`` is a Python float (every item weighted alike) or an array
@@ -126,6 +128,10 @@ class Items:
     hvp: Callable[[Any, Any], Any] | None = None
     mean_weights: Any = None
     fisher: Callable[[Any], Any] | None = None
+
+    def per_item(self) -> Any:
+        """The per-item losses (``values``, called if it is a function)."""
+        return self.values() if callable(self.values) else self.values
 
 
 def _no_example(*_: Any, **__: Any) -> tuple[Any, ...]:  # pragma: no cover
@@ -552,7 +558,7 @@ def _reduce(p: _Prepared, spec: LossSpec, items: Items) -> tuple[Any, Any]:
     """``(value, w)``: the reduced value and the weight of each item in it, laid over the first
     differentiable input (a Python float when every item weighs the same)."""
     xp, sw, reduction = p.xp, p.sample_weight, p.reduction
-    values = items.values
+    values = items.per_item()
     if reduction == "none":
         out = values if sw is None else values * p.item_weight
         return _as_array(xp, out), (1.0 if sw is None else sw)
@@ -577,7 +583,7 @@ def _weights(p: _Prepared, spec: LossSpec, items: Items) -> Any:
     if p.reduction in ("none", "sum"):
         return 1.0 if sw is None else sw
     if p.reduction == "mean" and items.mean_weights is not None:
-        return _weighted_mean(p, spec, items, items.values)[1]
+        return _weighted_mean(p, spec, items, items.per_item())[1]
     inv = _mean_inverse(p, spec, items)[1]
     return inv if sw is None else sw * inv
 
