@@ -7,7 +7,8 @@ input:
 - ``"class_axis"``: one item per sample and position, the classes on axis 1 (torch's
   ``(N, C, d1, ..., dk)`` layout; an unbatched ``(C,)`` input is one item);
 - ``"feature_axis"``: one item per row along the last axis (embeddings, multi-label rows);
-- ``"per_sample"``: one item per sample, covering all its non-batch elements (Dice, ...);
+- ``"per_sample"``: one item per sample, covering all its non-batch elements (Dice, ...), or, where
+  the loss's ``batch`` option is set, one item covering the whole batch (a 0-d per-item loss);
 - ``"distribution_axis"``: one item per distribution along the axis named by the ``dim`` option.
 
 The reducer lays per-item weights (the mean's ``1/n``, sample weights, an autograd cotangent) over
@@ -42,7 +43,7 @@ def items_shape(spec: Any, first: Any, options: dict[str, Any]) -> tuple[int, ..
     if layout == "feature_axis":
         return shape[:-1]
     if layout == "per_sample":
-        return shape[:1]
+        return () if options.get("batch", False) else shape[:1]
     d = _dim(first, options)
     return shape[:d] + shape[d + 1 :]
 
