@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from gradcheck import assert_fd_grad, torch_value_and_grad
+from gradcheck import assert_fd_derivatives, assert_fd_grad, torch_value_and_grad
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -828,26 +828,6 @@ def test_extreme_logits_stay_finite_with_the_right_limits(mode, dtype, m):
 # --- derivatives over the options: gradient, Hessian diagonal and Hessian-vector products ------
 
 
-def _assert_derivatives(loss, inputs, rng):
-    inputs = [np.array(a, copy=True) for a in inputs]
-    assert_fd_grad(loss, inputs)
-    x = inputs[0]
-
-    def g(z):
-        return loss.grad(z, *inputs[1:])
-
-    eps = 1e-6
-    v = rng.normal(size=x.shape)
-    np.testing.assert_allclose(loss.hvp(*inputs, v=v), (g(x + eps * v) - g(x - eps * v)) / 2e-6,
-                               rtol=1e-5, atol=1e-6)
-    diag = np.empty(x.size)
-    for j in range(x.size):
-        e = np.zeros(x.size)
-        e[j] = eps
-        diag[j] = ((g(x + e.reshape(x.shape)) - g(x - e.reshape(x.shape))) / 2e-6).reshape(-1)[j]
-    np.testing.assert_allclose(loss.hess(*inputs).reshape(-1), diag, rtol=1e-5, atol=1e-6)
-
-
 _BASE = [
     dict(mode=m, from_logits=fl, average=a, batch=b)
     for m in ("binary", "multilabel", "multiclass")
@@ -889,7 +869,7 @@ def test_gradient_hessian_and_hvp_match_finite_differences_over_the_options(name
     rng = np.random.default_rng(37)
     loss = losslab.get(name, **opts)
     for _ in range(2):
-        _assert_derivatives(loss, loss.example(rng, "float64"), rng)
+        assert_fd_derivatives(loss, loss.example(rng, "float64"), rng)
 
 
 # --- the adapters over the options -------------------------------------------------------------
