@@ -18,4 +18,5 @@ from losslab.losses import (  # noqa: F401  (imported to register)
     multiclass,
     overlap,
     regression,
+    segmentation,
 )
