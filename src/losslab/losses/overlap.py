@@ -28,8 +28,9 @@ the Tversky index is ``(I + s_nr) / (I + a (P - I) + b (T - I) + s_dr)``; Jaccar
 halved, so one core (``_tversky_items``) serves them all. ``squared=True`` takes ``P = sum p^2``,
 ``T = sum t^2`` (V-Net; MONAI's ``squared_pred``); ``soft_label=True`` takes the intersection
 ``sum min(p, t) = (|p| + |t| - |p - t|) / 2``, whose score is 1 exactly at ``p = t`` for soft
-targets too (MONAI's ``soft_label=True``; smp's only form since 0.4). ``smooth`` is added to the
-numerator and the denominator; ``smooth_nr``/``smooth_dr`` set them separately (MONAI).
+targets too (MONAI's ``soft_label=True``; segmentation_models_pytorch 0.6's only form).
+``smooth`` is added to the numerator and the denominator; ``smooth_nr``/``smooth_dr`` set them
+separately (MONAI).
 
 **Logits.** ``from_logits=True`` applies a sigmoid (binary, multilabel) or a softmax over axis 1
 (multiclass) inside, and the gradient is with respect to the logits, computed from one
@@ -617,19 +618,21 @@ def dice(
     half the denominator (plus ``score / D`` on the diagonal when squared), then the chain rule;
     indefinite.
 
-    Defaults and peers: ``smooth = 1`` in numerator and denominator (smp's ``smooth`` without its
-    ``eps`` clamp; MONAI's ``smooth_nr = smooth_dr``; optax's ``dice_loss(smooth=s)`` is
-    ``smooth = 2 s`` here, since optax adds ``s`` to ``I`` and ``(P + T) / 2``); Keras's
-    ``Dice`` has ``smooth = 1`` too. Class weights give the weighted class mean
+    Defaults and peers: ``smooth = 1`` in numerator and denominator (the classic soft Dice;
+    MONAI's ``smooth_nr = smooth_dr``). smp 0.6 and optax compute Dice as a Tversky index
+    ``(I + s) / ((P + T) / 2 + s)``: their ``smooth=s`` is ``smooth = 2 s`` here; Keras's
+    ``dice`` is ``smooth_nr = 0, smooth_dr = 1e-7``. Class weights give the weighted class mean
     ``sum_c w_c l_c / sum_c w_c`` (smp, kornia's macro); MONAI and optax multiply without
     normalising (their value is ``sum(w) / C`` times ours). ``average="micro"`` with weights is
     kornia's micro (``w_c`` scales class c's terms in both sums). ``ignore_index`` zeroes ignored
-    elements of ``p`` and ``t`` (smp, MONAI, kornia). smp's ``DiceLoss(mode, smooth=s,
-    from_logits)`` is ``dice(mode=..., batch=True, smooth=s, soft_label=True, empty="zero")``
-    (smp >= 0.4 uses the soft intersection and zeroes absent classes); MONAI's ``DiceLoss`` is
-    ``mode="multilabel"`` (one-hot targets) or ``"multiclass"`` with ``smooth_nr``/``smooth_dr``
-    1e-5 and ``squared=squared_pred``; kornia's ``dice_loss(average="macro")`` is
-    ``empty="exclude"`` with ``smooth_nr = 0``, ``smooth_dr = eps``.
+    elements of ``p`` and ``t`` (smp, MONAI, kornia). smp 0.6's ``DiceLoss(mode, smooth=s)`` is
+    ``dice(mode=..., from_logits=True, batch=True, smooth=2 s, soft_label=True, empty="zero")``
+    (it sums over the batch, uses the soft intersection and zeroes absent classes, up to its
+    ``eps`` clamp of the denominator); MONAI's ``DiceLoss`` is ``mode="multilabel"`` (one-hot
+    targets) or ``"multiclass"`` with ``smooth_nr``/``smooth_dr`` 1e-5 and
+    ``squared=squared_pred``; kornia's ``dice_loss(average="macro")`` is ``empty="exclude"`` with
+    ``smooth_nr = 0``, ``smooth_dr = eps`` (it gives 1, not 0, for a sample whose pixels are all
+    ignored). The README's table "Segmentation losses and their options" lists them all.
 
     Reference: Milletari, Navab, Ahmadi, "V-Net", 3DV 2016; Sudre et al., "Generalised Dice
     overlap as a deep learning loss function", DLMIA 2017; Wang and Blaschko, "Dice semimetric
