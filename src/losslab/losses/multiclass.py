@@ -282,7 +282,7 @@ def _ce_probs(
     if weight is not None:
         b = b * _along_classes(xp, weight, x.ndim)
     big_b = xp.sum(b, axis=1, keepdims=True)
-    with _quiet(xp):  # 0 * -inf in the dot (a masked logit): handled by _neg_log_p_dot
+    with _quiet():  # 0 * -inf in the dot (a masked logit): handled by _neg_log_p_dot
         sm = SoftmaxPass(xp, x, dot=b)
     per = _neg_log_p_dot(xp, sm, x, b, big_b)
     eps = poly_epsilon
@@ -321,7 +321,7 @@ def _ce_probs(
     return Items(_items_of(xp, per, unbatched), grad=grad, hess=hess, hvp=hvp)
 
 
-def _quiet(xp: Any) -> Any:
+def _quiet() -> Any:
     """NumPy's invalid-value warning off (the caller repairs what it would report), for NumPy and
     the namespaces that run on it (array-api-strict); nothing for the others."""
     return np.errstate(invalid="ignore")

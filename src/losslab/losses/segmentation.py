@@ -257,9 +257,10 @@ def lovasz_softmax(
     (N, d1, ...). Pixels labelled ``ignore_index`` leave every sum. A block with no present class
     (or no counted pixel) has loss 0.
 
-    Gradient in the probabilities: ``sign(p_c - fg_c) d_rank / n_classes`` per pixel and class
-    (torch's ``abs`` subgradient 0 at ``p = fg``), the constant of the linear piece the sort
-    selects; with ``from_logits`` it goes through the softmax (``J G``). Hessian: 0 in the
+    Gradient in the probabilities: ``omega_c sign(p_c - fg_c) d_rank`` per pixel and class, with
+    ``omega_c`` the class's weight in the mean (1 / the number of classes averaged; torch's
+    ``abs`` subgradient 0 at ``p = fg``), the constant of the linear piece the sort selects;
+    with ``from_logits`` it goes through the softmax (``J G``). Hessian: 0 in the
     probabilities wherever it exists (piecewise linear; at ties no second derivative exists); in
     the logits the softmax's own curvature ``sum_k G_k d2p_k`` remains (``from_logits=True``),
     which can be negative: hence ``hessian="indefinite"``.
