@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from gradcheck import assert_fd_grad, torch_value_and_grad
+from gradcheck import assert_fd_derivatives, assert_fd_grad, torch_value_and_grad
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -459,3 +459,149 @@ def test_examples_respect_option_shapes():
     x, y = loss.example(rng)
     assert x.shape[1:] == (3, 1, 1)
     loss(x, y)
+
+
+# --- issue 13: focal weight and pos_weight, label smoothing (Keras's convention) ------------------
+
+
+def torchvision_focal_weighted(inputs, targets, alpha=0.25, gamma=2.0, weight=None,
+                               pos_weight=None):
+    """torchvision's sigmoid_focal_loss (above) with ``weight`` and ``pos_weight`` passed to its
+    binary_cross_entropy_with_logits call; reduction "none"."""
+    p = torch.sigmoid(inputs)
+    ce = F.binary_cross_entropy_with_logits(
+        inputs, targets, weight=weight, pos_weight=pos_weight, reduction="none"
+    )
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return loss
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize(("wspec", "pwspec"), [("NC", None), (None, "C"), ("C", "NC"),
+                                               ("N1", "scalar")])
+def test_focal_weight_and_pos_weight_match_torchvision_with_bce_weights(wspec, pwspec, gamma,
+                                                                      dtype):
+    rng = np.random.default_rng(40)
+    shape = (4, 5)
+    x, y = 2.0 * rng.normal(size=shape), _labels(rng, shape)
+    w, pw = _weights(rng, wspec, shape), _weights(rng, pwspec, shape)
+    ref_v, (ref_g,) = torch_value_and_grad(
+        torchvision_focal_weighted, [x.astype(dtype), y.astype(dtype)], (0,),
+        gamma=gamma, weight=None if w is None else w.astype(dtype),
+        pos_weight=None if pw is None else pw.astype(dtype),
+    )
+    v, g = losslab.get("focal", gamma=gamma, weight=w, pos_weight=pw,
+                       reduction="none").value_and_grad(x.astype(dtype), y.astype(dtype))
+    np.testing.assert_allclose(v, ref_v, **TOL[dtype])
+    np.testing.assert_allclose(g, ref_g, **TOL[dtype])
+
+
+def keras_smooth(y, ls):
+    """Keras 3.15.1 ``losses.binary_crossentropy`` / ``binary_focal_crossentropy``:
+    ``y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing``."""
+    return y * (1.0 - ls) + 0.5 * ls
+
+
+def keras_bce(y, p):
+    """Keras's backend binary_crossentropy on probabilities (clipped to [1e-7, 1 - 1e-7])."""
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def keras_binary_focal(y, logits, *, alpha, gamma, ls, balance):
+    """Keras 3.15.1 ``losses.binary_focal_crossentropy(from_logits=True)`` before its mean over
+    the last axis: smoothed labels, ``p = sigmoid(x)``, ``(1 - p_t)^gamma bce``, and with
+    ``apply_class_balancing`` the factor ``alpha y + (1 - alpha)(1 - y)``."""
+    y = keras_smooth(y, ls)
+    p = 1.0 / (1.0 + np.exp(-logits))
+    bce = keras_bce(y, p)
+    p_t = y * p + (1 - y) * (1 - p)
+    out = (1.0 - p_t) ** gamma * bce
+    if balance:
+        out = (alpha * y + (1 - alpha) * (1 - y)) * out
+    return out
+
+
+@pytest.mark.parametrize("ls", [0.0, 0.1, 0.4, 1.0])
+def test_label_smoothing_follows_keras(ls):
+    rng = np.random.default_rng(41)
+    shape = (3, 4)
+    y = _labels(rng, shape)
+    x = np.clip(2.0 * rng.normal(size=shape), -6, 6)  # inside Keras's 1e-7 clip
+    p = 1.0 / (1.0 + np.exp(-x))
+    want = keras_bce(keras_smooth(y, ls), p)
+    np.testing.assert_allclose(
+        losslab.get("bce", label_smoothing=ls, reduction="none")(p, y), want, rtol=1e-9)
+    np.testing.assert_allclose(
+        losslab.get("bce_with_logits", label_smoothing=ls, reduction="none")(x, y), want,
+        rtol=1e-9)
+    for alpha, balance in ((0.25, True), (0.6, True), (-1.0, False)):
+        got = losslab.get("focal", alpha=alpha, gamma=2.0, label_smoothing=ls,
+                          reduction="none")(x, y)
+        ref = keras_binary_focal(y, x, alpha=alpha, gamma=2.0, ls=ls, balance=balance)
+        np.testing.assert_allclose(got, ref, rtol=1e-8)
+        # Keras then averages over the last axis
+        np.testing.assert_allclose(got.mean(-1), ref.mean(-1), rtol=1e-8)
+
+
+def test_label_smoothing_is_the_loss_on_smoothed_labels():
+    rng = np.random.default_rng(42)
+    x, y = rng.normal(size=(4, 3)), _labels(rng, (4, 3), soft=False)
+    ys = keras_smooth(y, 0.2)
+    for name in ("bce_with_logits", "focal"):
+        a = losslab.get(name, label_smoothing=0.2).value_and_grad(x, y)
+        b = losslab.get(name).value_and_grad(x, ys)
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-14)
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-14)
+
+
+OPTION_DERIV_CASES = [
+    ("bce", {"label_smoothing": 0.2, "weight": "C"}),
+    ("bce_with_logits", {"label_smoothing": 0.3, "pos_weight": "NC"}),
+    ("focal", {"weight": "NC", "pos_weight": "C", "gamma": 2.0}),
+    ("focal", {"pos_weight": "NC", "gamma": 0.5, "alpha": 0.7, "label_smoothing": 0.1}),
+    ("focal", {"pos_weight": "scalar", "gamma": 1.0, "alpha": -1.0}),
+    ("focal", {"label_smoothing": 0.5, "gamma": 3.0}),
+]
+
+
+@pytest.mark.parametrize(("name", "spec"), OPTION_DERIV_CASES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_option_gradients_and_hessians_match_finite_differences(name, spec, reduction):
+    rng = np.random.default_rng(43)
+    shape = (3, 4)
+    opts = {k: (_weights(rng, v, shape) if k in ("weight", "pos_weight") else v)
+            for k, v in spec.items()}
+    loss = losslab.get(name, reduction=reduction, **opts)
+    for _ in range(2):
+        x = rng.uniform(0.05, 0.95, size=shape) if name == "bce" else 2.0 * rng.normal(size=shape)
+        assert_fd_derivatives(loss, [x, _labels(rng, shape)], rng)
+
+
+@pytest.mark.parametrize(("dtype", "m"), [("float32", 1e4), ("float64", 1e30)])
+def test_focal_options_stay_finite_at_extreme_logits(dtype, m):
+    x = (np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0]) * m).astype(dtype)
+    y = np.array([1.0, 1.0, 0.0, 0.0, 0.3, 0.3], dtype=dtype)
+    pw = np.array([3.0, 3.0, 0.5, 0.5, 2.0, 2.0], dtype=dtype)
+    for gamma in (0.5, 2.0):
+        loss = losslab.get("focal", gamma=gamma, pos_weight=pw, label_smoothing=0.1,
+                           reduction="none")
+        v, g = loss.value_and_grad(x, y)
+        h = loss.hess(x, y)
+        assert np.all(np.isfinite(v)) and np.all(np.isfinite(g)) and np.all(np.isfinite(h))
+        assert v.dtype == np.dtype(dtype)
+    # without smoothing: confidently right, loss and gradient vanish; confidently wrong with a
+    # positive label, the gradient tends to -alpha pw
+    v, g = losslab.get("focal", pos_weight=pw[:2], reduction="none").value_and_grad(x[:2], y[:2])
+    assert v[0] == 0 and g[0] == 0
+    np.testing.assert_allclose(g[1], -0.25 * 3.0, rtol=1e-6)
+
+
+def test_label_smoothing_outside_unit_interval_is_refused():
+    for name in ("bce", "bce_with_logits", "focal"):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            losslab.get(name, label_smoothing=1.5)

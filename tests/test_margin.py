@@ -512,3 +512,65 @@ def test_option_sets_are_those_the_torch_tests_span():
     assert set(losslab.spec("multilabel_margin").defaults) == {"reduction"}
     assert set(losslab.spec("hinge").defaults) == {"margin", "reduction"}
     assert set(losslab.spec("squared_hinge").defaults) == {"margin", "reduction"}
+
+
+# --- categorical_hinge (issue 13) ---------------------------------------------------------------
+
+
+def keras_categorical_hinge(y_true, y_pred):
+    """Keras 3.15.1 ``losses.categorical_hinge``: ``pos = sum(y_true * y_pred)``,
+    ``neg = max((1 - y_true) * y_pred)``, ``max(neg - pos + 1, 0)`` over the last axis."""
+    pos = np.sum(y_true * y_pred, axis=-1)
+    neg = np.max((1.0 - y_true) * y_pred, axis=-1)
+    return np.maximum(neg - pos + 1.0, 0.0)
+
+
+def torch_categorical_hinge(x, y, *, margin, reduction):
+    """Crammer-Singer with autograd: the best wrong score by masking the target class."""
+    xb = x if x.dim() > 1 else x.unsqueeze(0)
+    yb = y if x.dim() > 1 else y.unsqueeze(0)
+    mask = torch.nn.functional.one_hot(yb, xb.shape[1]).movedim(-1, 1).bool()
+    wrong = xb.masked_fill(mask, float("-inf")).amax(1)
+    per = (margin + wrong - xb.gather(1, yb.unsqueeze(1)).squeeze(1)).clamp_min(0)
+    per = per if x.dim() > 1 else per.squeeze(0)
+    return per if reduction == "none" else per.sum() if reduction == "sum" else per.mean()
+
+
+@pytest.mark.parametrize("margin", [1.0, 0.3, -0.5])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_categorical_hinge_matches_torch_definition(margin, reduction, dtype):
+    loss = losslab.get("categorical_hinge", margin=margin, reduction=reduction)
+    rng = np.random.default_rng(61)
+    for _ in range(4):
+        x, y = loss.example(rng, dtype)
+        v, g = loss.value_and_grad(x, y)
+        rv, (rg,) = _torch_reference(torch_categorical_hinge, [x, y], (0,), margin=margin,
+                                     reduction=reduction)
+        np.testing.assert_allclose(v, rv, **TOL[dtype])
+        np.testing.assert_allclose(g, rg, **TOL[dtype])
+        assert_fd_grad(losslab.get("categorical_hinge", margin=margin, reduction=reduction),
+                       [a.astype(np.float64) if a.dtype.kind == "f" else a for a in (x, y)])
+
+
+def test_categorical_hinge_equals_keras_when_a_wrong_score_is_nonnegative():
+    rng = np.random.default_rng(62)
+    p = rng.dirichlet(np.ones(4), size=6)  # probabilities: every wrong score >= 0
+    y = rng.integers(0, 4, size=6)
+    got = losslab.get("categorical_hinge", reduction="none")(p, y)
+    np.testing.assert_allclose(got, keras_categorical_hinge(np.eye(4)[y], p), rtol=1e-12)
+    # all-negative wrong scores: Keras's max counts the true class's 0; a zero column gives it
+    x = -rng.uniform(0.5, 2.0, size=(6, 4))
+    keras = keras_categorical_hinge(np.eye(4)[y], x)
+    assert not np.allclose(losslab.get("categorical_hinge", reduction="none")(x, y), keras)
+    padded = np.concatenate([x, np.zeros((6, 1))], axis=1)
+    np.testing.assert_allclose(
+        losslab.get("categorical_hinge", reduction="none")(padded, y), keras, rtol=1e-12)
+
+
+def test_categorical_hinge_one_class_and_bad_labels():
+    assert losslab.get("categorical_hinge")(np.array([[3.0], [-1.0]]), np.array([0, 0])) == 0.0
+    with pytest.raises(ValueError, match=r"target holds class labels outside \[0, 3\)"):
+        losslab.get("categorical_hinge")(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(TypeError, match="margin"):
+        losslab.get("categorical_hinge", margin="1")

@@ -21,6 +21,7 @@ from losslab.losses import (  # noqa: F401  (imported to register)
     preference,
     regression,
     robust,
+    segmentation,
     sequence,
 )
 

@@ -7,7 +7,8 @@ input:
 - ``"class_axis"``: one item per sample and position, the classes on axis 1 (torch's
   ``(N, C, d1, ..., dk)`` layout; an unbatched ``(C,)`` input is one item);
 - ``"feature_axis"``: one item per row along the last axis (embeddings, multi-label rows);
-- ``"per_sample"``: one item per sample, covering all its non-batch elements (Dice, ...);
+- ``"per_sample"``: one item per sample, covering all its non-batch elements (Dice, ...), or, where
+  the loss's ``batch`` option is set, one item covering the whole batch (a 0-d per-item loss);
 - ``"distribution_axis"``: one item per distribution along the axis named by the ``dim`` option;
 - ``"time_major"``: one item per sample, the samples on axis 1 behind a leading time axis (torch's
   CTC layout ``(T, N, C)``; an unbatched ``(T, C)`` input is one item).
@@ -46,7 +47,7 @@ def items_shape(spec: Any, first: Any, options: dict[str, Any]) -> tuple[int, ..
     if layout == "feature_axis":
         return shape[:-1]
     if layout == "per_sample":
-        return shape[:1]
+        return () if options.get("batch", False) else shape[:1]
     if layout == "time_major":
         return shape[1:2] if len(shape) >= 3 else ()
     d = _dim(first, options)

@@ -71,10 +71,12 @@ INPUT_KINDS = ("real", "logits", "probabilities", "log_probabilities", "scores")
 # What its target holds (None: no target, e.g. triplet_margin). "class" accepts class indices or
 # class probabilities, "class_index" indices only; "distribution" is probabilities (or
 # log-probabilities where the loss's ``log_target`` option says so); "group" is integer labels of
-# any value, samples with equal labels forming the positive pairs (supervised contrastive losses).
+# any value, samples with equal labels forming the positive pairs (supervised contrastive losses);
+# "segmentation" is a mask in [0, 1] of the input's shape, or class indices / class probabilities
+# where the loss's ``mode`` option is "multiclass" (see ``_validation.check_input_kinds``).
 TARGET_KINDS = (
     None, "real", "nonnegative", "unit_interval", "sign", "class", "class_index",
-    "multilabel_indices", "distribution", "group",
+    "multilabel_indices", "distribution", "group", "segmentation",
 )
 # The Hessian of the summed per-item losses w.r.t. the first input: positive semi-definite
 # ("nonnegative": convex losses), zero almost everywhere ("zero": piecewise linear losses such

@@ -149,14 +149,16 @@ def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, 
     """Check the inputs against the spec's declared kinds; returns them with real-valued targets
     cast to the first input's dtype (dtype in = dtype out).
 
-    Declared kinds are promises the formula relies on: a "probabilities" input lies in [0, 1];
-    targets are real ("real"), >= 0 ("nonnegative"), in [0, 1] ("unit_interval"), -1 or +1
-    ("sign"), class indices in [0, C) or ``ignore_index`` ("class_index"; "class" also takes
-    class probabilities), class indices in [-1, C) ("multilabel_indices"), or probabilities
+    Declared kinds are promises the formula relies on: a "probabilities" input lies in [0, 1]
+    (unless the loss's ``from_logits`` option is set: then it holds logits); targets are real
+    ("real"), >= 0 ("nonnegative"), in [0, 1] ("unit_interval"), -1 or +1 ("sign"), class
+    indices in [0, C) or ``ignore_index`` ("class_index"; "class" also takes class
+    probabilities), class indices in [-1, C) ("multilabel_indices"), probabilities
     ("distribution"; log-probabilities where ``log_target`` is set; along a distribution axis,
-    each slice sums to 1), integer group labels of any value ("group"). Class indices are checked
-    against the classes of the input ``spec.classes`` names, where a spec names one. Checks that
-    read values honour ``value_checks(False)``.
+    each slice sums to 1), integer group labels of any value ("group"), or a segmentation target
+    ("segmentation", see ``segmentation_target``). Class indices are checked against the classes
+    of the input ``spec.classes`` names, where a spec names one. Checks that read values honour
+    ``value_checks(False)``.
     """
     arrays = list(arrays)
     names = spec.inputs
@@ -171,7 +173,7 @@ def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, 
             f"{first_name} must have shape (C,), (N, C) or (N, C, d1, ..., dk) with C >= 1 "
             f"classes on axis 1 (axis 0 when unbatched); got shape {shape_of(first)}."
         )
-    if spec.input_kind == "probabilities":
+    if spec.input_kind == "probabilities" and not options.get("from_logits", False):
         check_in_range(
             xp, first, first_name, 0.0, 1.0, "probabilities, e.g. sigmoid or softmax output"
         )
@@ -188,6 +190,9 @@ def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, 
                 f"target must hold integer group labels (equal labels make positive pairs); "
                 f"got dtype {t.dtype}."
             )
+        return arrays
+    if kind == "segmentation":
+        arrays[i] = segmentation_target(xp, first, t, options)
         return arrays
     if kind in ("class", "class_index", "multilabel_indices"):
         if kind == "class" and is_floating(xp, t):
@@ -240,6 +245,27 @@ def check_input_kinds(xp: Any, spec: Any, arrays: list[Any], options: dict[str, 
                 )
     arrays[i] = t
     return arrays
+
+
+def segmentation_target(xp: Any, x: Any, t: Any, options: dict[str, Any]) -> Any:
+    """A segmentation target, checked: where the loss's ``mode`` option is "multiclass", integer
+    class indices in [0, C) (C = ``x.shape[1]``) or ``ignore_index``, returned as they are;
+    otherwise a mask or class probabilities with values in [0, 1] (entries equal to
+    ``ignore_index`` excepted), returned in ``x``'s dtype. Shapes are the loss's to check."""
+    ignore = options.get("ignore_index")
+    if options.get("mode") == "multiclass" and is_integral(xp, t):
+        n = int(x.shape[1]) if x.ndim >= 2 else 0
+        check_label_range(xp, t, n, "target", ignore)
+        return t
+    t = as_target(xp, t, x)
+    counted = t if ignore is None or size_of(t) == 0 else xp.where(
+        t == ignore, xp.zeros_like(t), t
+    )
+    what = "a mask, soft labels or class probabilities"
+    if ignore is not None:
+        what += f", or ignore_index={ignore}"
+    check_in_range(xp, counted, "target", 0.0, 1.0, what)
+    return t
 
 
 def as_target(xp: Any, target: Any, like: Any, name: str = "target") -> Any:

@@ -30,6 +30,14 @@ _BCE_GRAD_EPS = float(np.float32(1e-12))
 
 # An element weight broadcast against the input the NumPy way (torch's ``weight`` of bce).
 BROADCAST_WEIGHT = Either(NONE, Array("broadcastable to input"))
+LABEL_SMOOTHING = Real(0, 1)
+
+
+def smoothed_labels(y: Any, label_smoothing: float) -> Any:
+    """Keras's binary label smoothing: ``y (1 - ls) + ls / 2`` (each label moves towards 1/2)."""
+    if label_smoothing == 0:
+        return y
+    return y * (1.0 - label_smoothing) + 0.5 * label_smoothing
 
 
 def _check_option_arrays(input: Any, **arrays: Any) -> None:
@@ -104,7 +112,7 @@ def _scaled(items: Items, weight: Any) -> Items:
     input_kind="probabilities",
     target_kind="unit_interval",
     layout="elementwise",
-    options={"weight": BROADCAST_WEIGHT},
+    options={"weight": BROADCAST_WEIGHT, "label_smoothing": LABEL_SMOOTHING},
     hessian="nonnegative",
     rowwise=True,
     task="binary",
@@ -113,7 +121,9 @@ def _scaled(items: Items, weight: Any) -> Items:
     torch="binary_cross_entropy",
     module="BCELoss",
 )
-def bce(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
+def bce(
+    xp: Any, input: Any, target: Any, *, weight: Any = None, label_smoothing: float = 0.0
+) -> Items:
     """Binary cross-entropy on probabilities: ``l_i = -w_i [y_i log p_i + (1 - y_i) log(1 - p_i)]``.
 
     Each log term is clamped below at -100, as torch documents, so ``p = 0`` or ``p = 1`` gives
@@ -126,7 +136,8 @@ def bce(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
     w (p^2 - 2 p y + y) / (p (1 - p))^2``, with the same floor on ``p (1 - p)``.
 
     Options: ``weight`` (broadcastable to ``input``; rescales each element, not normalised by
-    the mean).
+    the mean); ``label_smoothing`` in [0, 1]: the target becomes ``y (1 - ls) + ls / 2``
+    (Keras's ``BinaryCrossentropy(label_smoothing=ls)``; torch has no such option).
 
     The article's cross-entropy ``CE = -1/n sum_i sum_j [y_ij log p_ij + (1 - y_ij) log(1 - p_ij)]``
     (summed over the C classes, averaged over the n samples) is exactly
@@ -138,7 +149,7 @@ def bce(xp: Any, input: Any, target: Any, *, weight: Any = None) -> Items:
     Courville, *Deep Learning* (2016), section 6.2.2.2; PyTorch ``BCELoss`` documentation.
     """
     _check_option_arrays(input, weight=weight)
-    p, y = input, target
+    p, y = input, smoothed_labels(target, label_smoothing)
     # Masked so that log(0) is never evaluated (no warnings); the -100 floor is torch's.
     pos, below = p > 0, p < 1
     log_p = xp.maximum(xp.where(pos, xp.log(xp.where(pos, p, 1.0)), _LOG_CLAMP), _LOG_CLAMP)
@@ -189,7 +200,11 @@ def _logit_bce(xp: Any, x: Any, y: Any, pos_weight: Any) -> Items:
     input_kind="logits",
     target_kind="unit_interval",
     layout="elementwise",
-    options={"weight": BROADCAST_WEIGHT, "pos_weight": BROADCAST_WEIGHT},
+    options={
+        "weight": BROADCAST_WEIGHT,
+        "pos_weight": BROADCAST_WEIGHT,
+        "label_smoothing": LABEL_SMOOTHING,
+    },
     hessian="nonnegative",
     rowwise=True,
     task="binary",
@@ -199,7 +214,8 @@ def _logit_bce(xp: Any, x: Any, y: Any, pos_weight: Any) -> Items:
     module="BCEWithLogitsLoss",
 )
 def bce_with_logits(
-    xp: Any, input: Any, target: Any, *, weight: Any = None, pos_weight: Any = None
+    xp: Any, input: Any, target: Any, *, weight: Any = None, pos_weight: Any = None,
+    label_smoothing: float = 0.0,
 ) -> Items:
     """Binary cross-entropy on logits:
     ``l_i = -w_i [pw_i y_i log sigmoid(x_i) + (1 - y_i) log sigmoid(-x_i)]``.
@@ -216,7 +232,9 @@ def bce_with_logits(
 
     Options: ``weight`` (broadcastable to ``input``), ``pos_weight`` (weight of the positive term;
     broadcast against ``input`` the NumPy way, so a shape-(C,) pos_weight applies along the last
-    axis; for (N, C, H, W) inputs use shape (C, 1, 1) as torch documents).
+    axis; for (N, C, H, W) inputs use shape (C, 1, 1) as torch documents), ``label_smoothing`` in
+    [0, 1] (the target becomes ``y (1 - ls) + ls / 2``, Keras's
+    ``BinaryCrossentropy(from_logits=True, label_smoothing=ls)``).
 
     Same as ``torch.nn.functional.binary_cross_entropy_with_logits``, except that option arrays
     must broadcast to ``input`` without enlarging it (torch would silently broadcast the output).
@@ -224,7 +242,8 @@ def bce_with_logits(
     (2016), section 6.2.2.2.
     """
     _check_option_arrays(input, weight=weight, pos_weight=pos_weight)
-    return _scaled(_logit_bce(xp, input, target, pos_weight), weight)
+    y = smoothed_labels(target, label_smoothing)
+    return _scaled(_logit_bce(xp, input, y, pos_weight), weight)
 
 
 @register(
@@ -235,6 +254,9 @@ def bce_with_logits(
     options={
         "alpha": Real(None, 1.0, text="in [0, 1], or negative to disable the class weighting"),
         "gamma": Real(0, None),
+        "weight": BROADCAST_WEIGHT,
+        "pos_weight": BROADCAST_WEIGHT,
+        "label_smoothing": LABEL_SMOOTHING,
     },
     hessian="indefinite",
     rowwise=True,
@@ -243,64 +265,84 @@ def bce_with_logits(
     example=_logit_example,
     torch=None,
 )
-def focal(xp: Any, input: Any, target: Any, *, alpha: float = 0.25, gamma: float = 2.0) -> Items:
-    """Sigmoid focal loss: ``l_i = alpha_t (1 - p_t)^gamma ce_i`` on logits ``x``.
+def focal(
+    xp: Any, input: Any, target: Any, *, alpha: float = 0.25, gamma: float = 2.0,
+    weight: Any = None, pos_weight: Any = None, label_smoothing: float = 0.0,
+) -> Items:
+    """Sigmoid focal loss: ``l_i = w_i alpha_t (1 - p_t)^gamma ce_i`` on logits ``x``.
 
-    With ``s = sigmoid(x)``: ``ce = bce_with_logits(x, y)`` element-wise,
-    ``q = 1 - p_t = (1 - y) s + y (1 - s)``, ``alpha_t = alpha y + (1 - alpha)(1 - y)``
-    (``alpha_t = 1`` when ``alpha < 0``, which disables the weighting as in torchvision). For hard
-    labels this is ``-alpha_t (1 - p_t)^gamma log p_t``.
+    With ``s = sigmoid(x)``: ``ce = bce_with_logits(x, y, pos_weight)`` element-wise
+    (``pw y softplus(-x) + (1 - y) softplus(x)``), ``q = 1 - p_t = (1 - y) s + y (1 - s)``,
+    ``alpha_t = alpha y + (1 - alpha)(1 - y)`` (``alpha_t = 1`` when ``alpha < 0``, which disables
+    the weighting as in torchvision). For hard labels and no ``pos_weight`` this is
+    ``-alpha_t (1 - p_t)^gamma log p_t``.
 
     Stability: ``s`` and ``1 - s`` come from one exponential each, accurate in both tails; ``q``
     is a sum of non-negative terms (no cancellation; it may underflow to 0 only where its power
-    does), ``ce = (1 - y) max(x, 0) + y max(-x, 0) + log1p(exp(-|x|))``. Finite for any finite
-    logit; ``gamma = 0`` gives ``alpha_t ce`` exactly.
+    does), ``ce = (1 - y) max(x, 0) + pw y max(-x, 0) + ((1 - y) + pw y) log1p(exp(-|x|))``.
+    Finite for any finite logit; ``gamma = 0`` gives ``w alpha_t ce`` exactly.
 
-    Derivatives, with ``q' = dq/dx = (1 - 2y) s (1 - s)`` (powers of ``q`` below 0 are taken as
-    ``q^gamma / q^k``, 0 where ``q`` underflows to 0, the limit of what they multiply):
+    Derivatives, with ``q' = dq/dx = (1 - 2y) s (1 - s)``, ``ce' = (1 - y) s - pw y (1 - s)``
+    (``s - y`` without pos_weight) and ``ce'' = ((1 - y) + pw y) s (1 - s)`` (powers of ``q``
+    below 0 are taken as ``q^gamma / q^k``, 0 where ``q`` underflows to 0, the limit of what they
+    multiply):
 
-    - gradient ``dl/dx = alpha_t [gamma q^(gamma-1) q' ce + q^gamma (s - y)]``;
-    - Hessian ``d2l/dx2 = alpha_t [gamma (gamma - 1) q^(gamma-2) q'^2 ce + gamma q^(gamma-1) q'
-      ((1 - 2s) ce + 2 (s - y)) + q^gamma s (1 - s)]``, which is negative for confidently right
-      logits when ``gamma > 0`` (the loss flattens out faster than a convex one): gradient
-      boosting needs a positive stand-in there (``losslab.boosting``).
+    - gradient ``dl/dx = w alpha_t [gamma q^(gamma-1) q' ce + q^gamma ce']``;
+    - Hessian ``d2l/dx2 = w alpha_t [gamma (gamma - 1) q^(gamma-2) q'^2 ce + gamma q^(gamma-1) q'
+      ((1 - 2s) ce + 2 ce') + q^gamma ce'']``, which is negative for confidently right logits
+      when ``gamma > 0`` (the loss flattens out faster than a convex one): gradient boosting needs
+      a positive stand-in there (``losslab.boosting``).
 
-    Limits of the gradient: ``-alpha`` (y = 1) and ``1 - alpha`` (y = 0) on confidently wrong
-    logits, 0 on confidently right ones.
+    Limits of the gradient (``w = pw = 1``): ``-alpha`` (y = 1) and ``1 - alpha`` (y = 0) on
+    confidently wrong logits, 0 on confidently right ones.
 
-    Options: ``alpha`` (in [0, 1], or negative to disable), ``gamma`` (>= 0). Unlike
-    ``torchvision.ops.sigmoid_focal_loss``, whose default reduction is "none", the default here
-    is "mean", like every other loss in the catalog; pass ``reduction="none"`` for torchvision's
-    default. Values and gradients otherwise equal torchvision's (alpha > 1, which torchvision
-    accepts and which makes negatives' weight negative, is a ValueError here). bokbokbok 1.0.5's
-    published focal Hessian uses the label where the probability belongs (so it is 0 for every
-    positive example); the Hessian here is checked against finite differences and torch.
+    Options: ``alpha`` (in [0, 1], or negative to disable), ``gamma`` (>= 0), ``weight`` and
+    ``pos_weight`` (broadcastable to ``input``, as ``bce_with_logits``: ``weight`` rescales each
+    element, ``pos_weight`` the positive term of ``ce`` only; the modulating factor ``q^gamma``
+    is unchanged), ``label_smoothing`` in [0, 1] (the target becomes ``y (1 - ls) + ls / 2`` in
+    every term, ``alpha_t`` and ``p_t`` included: Keras's ``BinaryFocalCrossentropy(
+    apply_class_balancing=True, alpha, gamma, from_logits=True, label_smoothing)``).
+
+    Unlike ``torchvision.ops.sigmoid_focal_loss``, whose default reduction is "none", the default
+    here is "mean", like every other loss in the catalog; pass ``reduction="none"`` for
+    torchvision's default. Values and gradients otherwise equal torchvision's, with ``weight``
+    and ``pos_weight`` passed to its ``binary_cross_entropy_with_logits`` call (alpha > 1, which
+    torchvision accepts and which makes negatives' weight negative, is a ValueError here). Keras's
+    ``BinaryFocalCrossentropy`` defaults to ``apply_class_balancing=False``: that is
+    ``alpha=-1`` here. bokbokbok 1.0.5's published focal Hessian uses the label where the
+    probability belongs (so it is 0 for every positive example); the Hessian here is checked
+    against finite differences and torch.
 
     Reference: Lin, Goyal, Girshick, He and Dollar, "Focal Loss for Dense Object Detection",
     ICCV 2017 (arXiv:1708.02002); ``torchvision.ops.sigmoid_focal_loss``.
     """
-    parts = _FocalParts(xp, input, target, alpha, gamma)
+    _check_option_arrays(input, weight=weight, pos_weight=pos_weight)
+    y = smoothed_labels(target, label_smoothing)
+    parts = _FocalParts(xp, input, y, alpha, gamma, pos_weight)
 
     def grad(w: Any) -> Any:
-        g = parts.s_minus_y * parts.q_gamma
+        g = parts.ce_prime * parts.q_gamma
         if gamma != 0:
             # gamma (1 - 2y) s (1 - s) q^(gamma - 1) ce
-            g += parts.s_s_neg * parts.q_power(1.0) * parts.ce * (target * (-2.0 * gamma) + gamma)
+            g += parts.s_s_neg * parts.q_power(1.0) * parts.ce * (y * (-2.0 * gamma) + gamma)
         g *= parts.a_t
         return scaled(g, w)
 
-    return Items(
+    items = Items(
         parts.a_t * parts.q_gamma * parts.ce,
         grad=grad,
-        hess=lambda w: _FocalParts(xp, input, target, alpha, gamma).hess(w),
+        hess=lambda w: _FocalParts(xp, input, y, alpha, gamma, pos_weight).hess(w),
     )
+    return _scaled(items, weight)
 
 
 class _FocalParts:
     """The pieces of the sigmoid focal loss at ``x``, kept as few arrays as the gradient needs:
-    ``q = 1 - p_t``, ``q^gamma``, ``ce``, ``alpha_t``, ``s - y`` and ``s (1 - s)``."""
+    ``q = 1 - p_t``, ``q^gamma``, ``ce``, ``alpha_t``, ``ce'`` and ``s (1 - s)``."""
 
-    def __init__(self, xp: Any, x: Any, y: Any, alpha: float, gamma: float) -> None:
+    def __init__(
+        self, xp: Any, x: Any, y: Any, alpha: float, gamma: float, pos_weight: Any = None
+    ) -> None:
         self.xp, self.x, self.y, self.gamma = xp, x, y, gamma
         hi, lo = positive_and_negative_parts(xp, x)
         a, b = xp.exp(lo), xp.exp(-hi)  # one of the two is exactly 1
@@ -310,9 +352,17 @@ class _FocalParts:
         a_pos = not_y * a * inv  # (1 - y) sigmoid(x)
         b_neg = y * b * inv  # y sigmoid(-x)
         self.q = a_pos + b_neg  # 1 - p_t, a sum of non-negative terms
-        self.s_minus_y = a_pos - b_neg  # sigmoid(x) - y
         self.s_s_neg = e * inv * inv  # sigmoid(x) sigmoid(-x)
-        self.ce = not_y * hi - y * lo + xp.log1p(e)
+        self.e = e
+        if pos_weight is None:
+            self.ce_prime = a_pos - b_neg  # sigmoid(x) - y
+            self.ce = not_y * hi - y * lo + xp.log1p(e)
+            self.ce_second_factor: Any = 1.0
+        else:
+            py = pos_weight * y
+            self.ce_prime = a_pos - pos_weight * b_neg
+            self.ce = not_y * hi - py * lo + (not_y + py) * xp.log1p(e)
+            self.ce_second_factor = not_y + py
         self.a_t = 1.0 if alpha < 0 else y * (2.0 * alpha - 1.0) + (1.0 - alpha)
         self.q_gamma = power(xp, self.q, gamma)
 
@@ -325,13 +375,13 @@ class _FocalParts:
 
     def hess(self, w: Any) -> Any:
         """With q' = (1 - 2y) s (1 - s): a_t [gamma (gamma - 1) q^(gamma-2) q'^2 ce
-        + gamma q^(gamma-1) q' ((1 - 2s) ce + 2 (s - y)) + q^gamma s (1 - s)]."""
+        + gamma q^(gamma-1) q' ((1 - 2s) ce + 2 ce') + q^gamma ce'']."""
         gamma, y, ce, ss = self.gamma, self.y, self.ce, self.s_s_neg
-        h = self.q_gamma * ss
+        h = self.q_gamma * (ss * self.ce_second_factor)
         if gamma != 0:
-            s = self.s_minus_y + y
+            s = sigmoid_from(self.xp, self.x, self.e)
             dq = (1.0 - 2.0 * y) * ss
-            h = h + gamma * self.q_power(1.0) * dq * ((1.0 - 2.0 * s) * ce + 2.0 * self.s_minus_y)
+            h = h + gamma * self.q_power(1.0) * dq * ((1.0 - 2.0 * s) * ce + 2.0 * self.ce_prime)
             if gamma != 1:
                 h = h + gamma * (gamma - 1.0) * self.q_power(2.0) * (dq * dq) * ce
         return (w * self.a_t) * h

@@ -486,3 +486,96 @@ def exponential(xp: Any, input: Any, target: Any) -> Items:
         grad=lambda w: w * (-target * e),
         hess=lambda w: w * e,
     )
+
+
+# Crammer-Singer multi-class hinge.
+
+
+def _categorical_hinge_example(
+    rng: np.random.Generator, dtype: Any = "float64", margin: float = 1.0, **_: Any
+) -> tuple[Any, ...]:
+    """Scores (C,), (N, C) or (N, C, d) whose largest wrong-class score is unique (by
+    ``_KINK_GAP`` or more) and whose hinge argument is kept away from 0."""
+    n_classes = int(rng.integers(2, 6))
+    n = int(rng.integers(1, 5))
+    shape = [(n_classes,), (n, n_classes), (n, n_classes, int(rng.integers(1, 4)))][
+        int(rng.integers(0, 3))
+    ]
+    x = rng.normal(size=shape)
+    y = np.asarray(rng.integers(0, n_classes, size=shape[:1] + shape[2:] if len(shape) > 1 else ()))
+    xb = x.reshape((1,) + x.shape) if x.ndim == 1 else x
+    yb = y.reshape((1,) + y.shape) if y.ndim == 0 else y
+    n_classes = xb.shape[1]
+    moved = np.moveaxis(xb, 1, -1).reshape(-1, n_classes)  # one row of scores per item
+    labels = yb.reshape(-1)
+    for row, label in zip(moved, labels):
+        wrong = [c for c in range(n_classes) if c != label]
+        # distinct wrong scores 5 gaps apart, in a random order
+        row[wrong] = rng.permutation(len(wrong)) * 5 * _KINK_GAP + rng.uniform(-1.0, 1.0)
+        top = row[wrong].max() if wrong else 0.0
+        row[label] = margin + top - _away_from_zero(rng, ())
+    xb = np.moveaxis(moved.reshape(np.moveaxis(xb, 1, -1).shape), -1, 1)
+    return np.ascontiguousarray(xb.reshape(x.shape), dtype=dtype), y
+
+
+@register(
+    "categorical_hinge",
+    input_kind="scores",
+    target_kind="class_index",
+    layout="class_axis",
+    options={"margin": MARGIN},
+    hessian="zero",
+    rowwise=True,
+    task="multiclass",
+    formula="max(0, margin + max_{c != y} x_c - x_y)",
+    example=_categorical_hinge_example,
+)
+def categorical_hinge(xp: Any, input: Any, target: Any, *, margin: float = 1.0) -> Items:
+    """Crammer-Singer multi-class hinge: ``l_i = max(0, margin + max_{c != y_i} x_ic - x_{i y_i})``.
+
+    The correct class must beat the best wrong class by ``margin``. Shapes as
+    ``cross_entropy``: scores (N, C), (C,) unbatched, or (N, C, d1, ...) with the classes on axis 1,
+    and class indices of the input's shape without the class axis. (torch's ``multi_margin`` sums
+    over the wrong classes instead: Weston and Watkins's form.)
+
+    Gradient: where ``margin + max_wrong - x_y >= 0`` (the kink counted as active, like
+    ``hinge``), +1 at the best wrong class (the first of equal ones) and -1 at the target class;
+    0 elsewhere. Hessian: 0 wherever it exists (piecewise linear).
+
+    Keras's ``CategoricalHinge`` takes one-hot targets and ``neg = max((1 - y_true) * y_pred)``,
+    which counts the true class's entry as a score of 0: it is ``max(0, max_wrong)`` where ours is
+    ``max_wrong``. The two agree whenever some wrong score is >= 0 (probabilities, Keras's usual
+    input); for Keras's value on other scores, append a column of zeros to ``input`` (a class that
+    is never the target). Keras fixes ``margin = 1``.
+
+    Reference: Crammer and Singer, "On the algorithmic implementation of multiclass kernel-based
+    vector machines", JMLR 2 (2001); Keras ``CategoricalHinge``.
+    """
+    from losslab.losses.multiclass import _batched, _grad_shape, _items_of
+
+    x, y, unbatched = _batched(xp, input, target, allow_probs=False)
+    n_classes = int(x.shape[1])
+    classes = xp.reshape(
+        xp.arange(n_classes, dtype=y.dtype, device=array_api_compat.device(x)),
+        (1, n_classes) + (1,) * (x.ndim - 2),
+    )
+    is_target = classes == y
+    wrong = xp.where(is_target, xp.full_like(x, -float("inf")), x)
+    best = xp.argmax(wrong, axis=1, keepdims=True)
+    z = margin + xp.max(wrong, axis=1, keepdims=True) - xp.take_along_axis(x, y, axis=1)
+    active = xp.astype(z >= 0, x.dtype)
+
+    def grad(w: Any) -> Any:
+        a = active if isinstance(w, float) and w == 1.0 else active * (
+            w if isinstance(w, float) or w.ndim == x.ndim else xp.reshape(w, (1,) * x.ndim)
+        )
+        zeros = xp.zeros_like(x)
+        g = xp.where(classes == best, a, zeros) - xp.where(is_target, a, zeros)
+        return _grad_shape(xp, g, unbatched)
+
+    return Items(
+        _items_of(xp, xp.maximum(z, 0.0), unbatched),
+        grad=grad,
+        hess=lambda w: xp.zeros_like(input),
+        hvp=lambda w, v: xp.zeros_like(input),
+    )

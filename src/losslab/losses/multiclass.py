@@ -18,10 +18,17 @@ from typing import Any
 import numpy as np
 
 from losslab.losses._constraints import NONE, Array, Either, Integer, Real
-from losslab.losses._primitives import SoftmaxPass, add_at_labels, is_floating, shape_of
+from losslab.losses._primitives import (
+    SoftmaxPass,
+    add_at_labels,
+    all_within,
+    is_floating,
+    log_softmax,
+    shape_of,
+)
 from losslab.losses._registry import Items, register
 
-__all__ = ["cross_entropy", "poly1", "nll", "softmax_focal"]
+__all__ = ["cross_entropy", "poly1", "nll", "softmax_focal", "generalized_ce"]
 
 CLASS_WEIGHT = Either(NONE, Array("shape (C,), one weight per class"))
 IGNORE_INDEX = Integer()
@@ -263,34 +270,90 @@ def _ce_index(
     )
 
 
-def _ce_probs(xp: Any, x: Any, t: Any, unbatched: bool, *, weight: Any, label_smoothing: float):
-    """Cross-entropy with class-probability targets: ``-sum_c w_c q_c log p_c``."""
+def _ce_probs(
+    xp: Any, x: Any, t: Any, unbatched: bool, *, weight: Any, label_smoothing: float,
+    poly_epsilon: float = 0.0,
+) -> Items:
+    """Cross-entropy with class-probability targets, ``-sum_c w_c q_c log p_c``, plus
+    ``poly_epsilon * sum_c w_c q_c (1 - p_c)`` (poly1)."""
     n_classes = int(x.shape[1])
     ls = label_smoothing
     b = t if ls == 0 else t * (1.0 - ls) + ls / n_classes
     if weight is not None:
         b = b * _along_classes(xp, weight, x.ndim)
     big_b = xp.sum(b, axis=1, keepdims=True)
-    sm = SoftmaxPass(xp, x, dot=b)
-    per = sm.neg_log_p_dot
+    with _quiet():  # 0 * -inf in the dot (a masked logit): handled by _neg_log_p_dot
+        sm = SoftmaxPass(xp, x, dot=b)
+    per = _neg_log_p_dot(xp, sm, x, b, big_b)
+    eps = poly_epsilon
+    beta = None
+    if eps != 0:
+        beta = xp.sum(b * sm.p, axis=1, keepdims=True)  # sum_c b_c p_c
+        per = per + eps * (big_b - beta)
 
     def grad(w: Any) -> Any:
         w = _per_row(xp, w, x)
-        return _grad_shape(xp, sm.combine(w * big_b, dense=w * b), unbatched)
+        if beta is None:
+            return _grad_shape(xp, sm.combine(w * big_b, dense=w * b), unbatched)
+        # (B + eps beta) p - b (1 + eps p): cross-entropy's plus -eps sum_c b_c dp_c/dx
+        dense = w * (b + eps * (b * sm.p))
+        return _grad_shape(xp, sm.combine(w * (big_b + eps * beta), dense=dense), unbatched)
+
+    def poly_g() -> Any:
+        return -eps * b  # the poly term's gradient in p
 
     def hvp(w: Any, v: Any) -> Any:
+        w = _per_row(xp, w, x)
         v = xp.reshape(v, shape_of(x))
-        return _grad_shape(xp, _hvp_softmax(xp, sm, v, _per_row(xp, w, x) * big_b), unbatched)
+        out = _hvp_softmax(xp, sm, v, w * big_b)
+        if beta is not None:
+            out = out + w * _second_softmax(xp, sm.p, poly_g(), v)
+        return _grad_shape(xp, out, unbatched)
+
+    def hess(w: Any) -> Any:
+        w = _per_row(xp, w, x)
+        out = _hess_softmax(xp, sm, w * big_b)
+        if beta is not None:
+            out = out + w * _second_softmax_diag(xp, sm.p, poly_g())
+        return _grad_shape(xp, out, unbatched)
 
     # torch divides by the number of samples here, weights or not (unlike index targets).
-    return Items(
-        _items_of(xp, per, unbatched),
-        grad=grad,
-        hess=lambda w: _grad_shape(
-            xp, _hess_softmax(xp, sm, _per_row(xp, w, x) * big_b), unbatched
-        ),
-        hvp=hvp,
-    )
+    return Items(_items_of(xp, per, unbatched), grad=grad, hess=hess, hvp=hvp)
+
+
+def _quiet() -> Any:
+    """NumPy's invalid-value warning off (the caller repairs what it would report), for NumPy and
+    the namespaces that run on it (array-api-strict); nothing for the others."""
+    return np.errstate(invalid="ignore")
+
+
+def _neg_log_p_dot(xp: Any, sm: SoftmaxPass, x: Any, b: Any, big_b: Any) -> Any:
+    """``-sum_c b_c log p_c`` per row, with ``0 log 0 = 0`` where a logit is ``-inf`` and its
+    target weight ``b_c`` is 0 (a masked vocabulary; optax's ``safe_softmax_cross_entropy``).
+
+    ``SoftmaxPass`` forms ``sum_c b_c (x_c - max)``, whose ``0 * -inf`` is NaN; where one
+    reduction shows every row finite (NumPy, CPU torch: free to read) that is the answer, else the
+    dot is formed again over the logits with ``b_c > 0`` only (a row with ``b_c > 0`` at a
+    ``-inf`` logit is then ``+inf``, the right limit)."""
+    per = sm.neg_log_p_dot
+    if all_within(xp, xp.abs(per), float(xp.finfo(per.dtype).max)):
+        return per
+    m = xp.max(x, axis=1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    zb = xp.where(b > 0, x - m, xp.zeros_like(x)) * b
+    return big_b * xp.log(sm.s) - xp.sum(zb, axis=1, keepdims=True)
+
+
+def _second_softmax(xp: Any, p: Any, g: Any, v: Any) -> Any:
+    """``sum_k g_k (d2 p_k / dx2) v`` for ``p = softmax(x)`` along axis 1: with ``u = J v =
+    p (v - p.v)``, ``u (g - p.g) - p (u.g)``."""
+    u = p * (v - xp.sum(p * v, axis=1, keepdims=True))
+    return u * (g - xp.sum(p * g, axis=1, keepdims=True)) - p * xp.sum(u * g, axis=1, keepdims=True)
+
+
+def _second_softmax_diag(xp: Any, p: Any, g: Any) -> Any:
+    """The diagonal of ``sum_k g_k d2 p_k / dx2``: ``(g - p.g) p (1 - 2 p)``."""
+    return (g - xp.sum(p * g, axis=1, keepdims=True)) * p * (1.0 - 2.0 * p)
 
 
 @register(
@@ -335,7 +398,9 @@ def cross_entropy(
     with every entry ignored gives NaN for the mean (0/0) and a zero gradient, as torch.
     Class probabilities t: ``q = (1 - ls) t + ls / C``, ``l_i = -sum_c w_c q_ic log p_ic``, and the
     mean divides by the number of samples N*d1*...*dk, weights or not; ``ignore_index`` does
-    not apply.
+    not apply. A logit of ``-inf`` (a masked vocabulary) where ``q`` is 0 contributes
+    ``0 log 0 = 0``: finite value and gradient, no NaN, no warning (optax's
+    ``safe_softmax_cross_entropy``; torch gives NaN there); where ``q > 0`` the loss is ``+inf``.
 
     Gradient: ``dl_i/dx_i = (sum_c b_ic) p_i - b_i`` with ``b_ic = w_c q_ic`` (for index targets
     ``b_i = (1 - ls) w_y onehot(y) + ls/C w``). Hessian: ``(sum_c b_ic) (diag(p_i) - p_i p_i^T)``
@@ -368,7 +433,7 @@ def cross_entropy(
 @register(
     "poly1",
     input_kind="logits",
-    target_kind="class_index",
+    target_kind="class",
     layout="class_axis",
     options={
         "epsilon": Real(-1.0, None),
@@ -400,7 +465,14 @@ def poly1(
     Leng et al.'s reference code, so ``p_t = (1 - ls) p_y + ls / C``. The poly term is weighted
     by the target's class weight and the mean divides by ``sum_i w_{y_i}`` over non-ignored
     entries, so that ``epsilon = 0`` is ``cross_entropy`` exactly and the weighted mean stays a
-    weighted average of per-sample Poly-1 losses. Class-index targets only.
+    weighted average of per-sample Poly-1 losses.
+
+    Class-probability targets ``t`` (the input's shape): ``l_i = CE_i + epsilon sum_c w_c q_c
+    (1 - p_c)`` with ``q = (1 - ls) t + ls / C`` (Leng et al.'s reference code,
+    ``CE + epsilon (1 - sum_c q_c p_c)`` without weights, so one-hot targets give the index
+    form); the mean divides by the number of samples, as ``cross_entropy``'s. Its gradient adds
+    ``epsilon p_k (sum_c b_c p_c - b_k)`` (``b = w q``) and its Hessian ``-epsilon sum_c b_c
+    d2p_c``.
 
     Gradient: cross_entropy's plus ``k (p_i - onehot(y_i))`` with ``k = epsilon w_y (1 - ls) p_y``.
     Hessian: cross_entropy's plus ``-k [a a^T - (diag p - p p^T)]``, ``a = onehot(y) - p``
@@ -415,9 +487,14 @@ def poly1(
     Reference: Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
     Functions", ICLR 2022.
     """
-    x, y, unbatched = _batched(xp, input, target, allow_probs=False)
+    x, y, unbatched = _batched(xp, input, target, allow_probs=True)
     if weight is not None:
         weight = _class_vector(xp, weight, x, "weight")
+    if is_floating(xp, y):
+        return _ce_probs(
+            xp, x, y, unbatched, weight=weight, label_smoothing=label_smoothing,
+            poly_epsilon=epsilon,
+        )
     return _ce_index(
         xp, x, y, unbatched, weight=weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, poly_epsilon=epsilon,
@@ -483,12 +560,14 @@ def nll(
 @register(
     "softmax_focal",
     input_kind="logits",
-    target_kind="class_index",
+    target_kind="class",
     layout="class_axis",
     options={
         "gamma": Real(0, None),
         "alpha": Either(NONE, Real(), Array("shape (C,), one factor per class")),
+        "weight": CLASS_WEIGHT,
         "ignore_index": IGNORE_INDEX,
+        "label_smoothing": LABEL_SMOOTHING,
     },
     hessian="indefinite",
     task="multiclass",
@@ -502,42 +581,68 @@ def softmax_focal(
     *,
     gamma: float = 2.0,
     alpha: Any = None,
+    weight: Any = None,
     ignore_index: int = -100,
+    label_smoothing: float = 0.0,
 ) -> Items:
-    """Multi-class focal loss: ``l_i = -alpha_{y_i} (1 - p_{i,y_i})^gamma log p_{i,y_i}``.
+    """Multi-class focal loss: ``l_i = -alpha_{y_i} w_{y_i} (1 - p_{i,y_i})^gamma log p_{i,y_i}``.
 
-    ``p = softmax(input)`` over axis 1; shapes and class-index targets as ``cross_entropy``.
-    ``alpha`` is None (1), a number, or a (C,) array of per-class factors. Entries labelled
-    ``ignore_index`` contribute 0, and ``reduction="mean"`` divides by the number of non-ignored
-    entries (NaN when there are none): ``alpha`` is a fixed balancing factor as in Lin et al. and
-    torchvision's sigmoid focal loss, not a weight the mean renormalises by (cross_entropy's
-    ``weight`` is). So ``gamma=0, alpha=None`` is ``cross_entropy`` exactly.
+    ``p = softmax(input)`` over axis 1; shapes as ``cross_entropy``. ``alpha`` is None (1), a
+    number, or a (C,) array of per-class factors; ``weight`` a (C,) array of class weights.
+    Entries labelled ``ignore_index`` contribute 0. ``alpha`` is a fixed balancing factor as in
+    Lin et al. and torchvision's sigmoid focal loss, not renormalised by the mean; ``weight`` is
+    torch's class weight: ``reduction="mean"`` divides by ``sum_i w_{y_i}`` over the non-ignored
+    entries (their number without ``weight``; NaN when there are none). So ``gamma=0`` is
+    ``cross_entropy`` exactly, with the same ``weight``, ``ignore_index`` and
+    ``label_smoothing``.
 
-    As a function of ``u = log p_y`` the loss is ``f(u) = -q^gamma u`` with ``q = 1 - p_y``;
-    ``du/dx = a = onehot(y) - p`` and ``d2u/dx2 = -(diag p - p p^T)``. With ``c = -f'(u) =
-    q^gamma (1 - gamma p_y u / q)`` (``u / q -> -1`` as ``q -> 0``, which we use at ``q = 0``):
+    Class probabilities (a floating target of the input's shape) and ``label_smoothing``:
+    ``l_i = -sum_c alpha_c w_c q_c (1 - p_c)^gamma log p_c`` with ``q = (1 - ls) t + ls / C``
+    (``t`` the one-hot labels or the given probabilities): Keras's
+    ``CategoricalFocalCrossentropy(alpha, gamma, from_logits=True, label_smoothing)``, whose
+    modulating factor is each class's own ``(1 - p_c)^gamma`` (MONAI's softmax focal loss too).
+    The mean divides by the number of samples for probability targets (as ``cross_entropy``).
 
-    - gradient ``dl_i/dx_i = alpha_y c (p_i - onehot(y_i))``;
-    - Hessian ``alpha_y [f''(u) a a^T + c (diag p - p p^T)]`` with
-      ``f''(u) = gamma q^(gamma - 1) p_y [2 + u - (gamma - 1) p_y u / q]`` (taken as 0 where ``q``
-      underflows to 0); it can be negative for ``gamma > 0``.
+    As a function of ``u = log p_c`` each term is ``b_c f(u_c)``, ``f(u) = -q^gamma u`` with
+    ``q = 1 - p_c``; ``du_c/dx = a_c = onehot(c) - p`` and ``d2u_c/dx2 = -(diag p - p p^T)``.
+    With ``c = -f'(u) = q^gamma (1 - gamma p u / q)`` (``u / q -> -1`` as ``q -> 0``, which we
+    use at ``q = 0``) and ``f''(u) = gamma q^(gamma - 1) p [2 + u - (gamma - 1) p u / q]`` (taken
+    as 0 where ``q`` underflows to 0):
+
+    - gradient ``dl_i/dx_i = R p - r`` with ``r_c = b_c c_c``, ``R = sum_c r_c`` (one class:
+      ``alpha_y w_y c (p - onehot(y))``);
+    - Hessian ``sum_c d_c a_c a_c^T + R (diag p - p p^T)`` with ``d_c = b_c f''(u_c)``, whose
+      product with ``v`` is ``d v - d (p.v) - p (d.v) + (sum d) p (p.v) + R (p v - p (p.v))``;
+      it can be negative for ``gamma > 0``.
 
     ``u`` comes from the shifted logits (on torch from the fused softmax where ``p_y`` is a
     normal number) and ``q = -expm1(u)``, so both stay exact for logits of any magnitude.
 
-    torch has no multi-class focal loss. Reference: Lin et al., "Focal Loss for Dense Object
-    Detection", ICCV 2017 (defined there for sigmoids; this is its usual softmax
-    generalisation).
+    torch has no multi-class focal loss. MONAI's scalar ``alpha`` weighs the background class
+    ``1 - alpha`` and the others ``alpha``; pass that as a (C,) array here. Reference: Lin et
+    al., "Focal Loss for Dense Object Detection", ICCV 2017 (defined there for sigmoids; this is
+    its usual softmax generalisation).
     """
-    x, y, unbatched = _batched(xp, input, target, allow_probs=False)
+    x, y, unbatched = _batched(xp, input, target, allow_probs=True)
+    if weight is not None:
+        weight = _class_vector(xp, weight, x, "weight")
+    if alpha is not None and not isinstance(alpha, float):
+        alpha = _class_vector(xp, alpha, x, "alpha")
+    if is_floating(xp, y) or label_smoothing != 0:
+        return _focal_dense(
+            xp, x, y, unbatched, gamma=gamma, alpha=alpha, weight=weight,
+            ignore_index=ignore_index, label_smoothing=label_smoothing,
+        )
     y, valid = _labels(xp, y, ignore_index)
     live = xp.astype(valid, x.dtype)
     a_y: Any = live
     if alpha is not None:
-        if isinstance(alpha, float):
-            a_y = alpha * live
-        else:
-            a_y = _gather(xp, _class_vector(xp, alpha, x, "alpha"), y) * live
+        a_y = alpha * live if isinstance(alpha, float) else _gather(xp, alpha, y) * live
+    count = live
+    if weight is not None:
+        w_y = _gather(xp, weight, y)
+        a_y = a_y * w_y
+        count = w_y * live
     sm = SoftmaxPass(xp, x, y)
     u = sm.log_p_y
     q = -xp.expm1(u)
@@ -574,5 +679,139 @@ def softmax_focal(
         grad=grad,
         hess=hess,
         hvp=hvp,
-        denominator=xp.sum(live),
+        denominator=xp.sum(count),
+    )
+
+
+def _focal_dense(
+    xp: Any, x: Any, y: Any, unbatched: bool, *, gamma: float, alpha: Any, weight: Any,
+    ignore_index: int, label_smoothing: float,
+) -> Items:
+    """``-sum_c b_c (1 - p_c)^gamma log p_c`` with ``b = alpha w q``, ``q`` the smoothed one-hot
+    labels or class probabilities (see ``softmax_focal``)."""
+    n_classes = int(x.shape[1])
+    ls = label_smoothing
+    denominator = None
+    if is_floating(xp, y):
+        q_t = y
+    else:
+        y, valid = _labels(xp, y, ignore_index)
+        live = xp.astype(valid, x.dtype)
+        q_t = add_at_labels(xp, xp.zeros_like(x), y, live)  # one-hot, 0 rows where ignored
+        denominator = xp.sum(live if weight is None else _gather(xp, weight, y) * live)
+        if ls != 0:
+            q_t = q_t * (1.0 - ls) + (ls / n_classes) * live
+            ls = 0.0
+    b = q_t if ls == 0 else q_t * (1.0 - ls) + ls / n_classes
+    for factor in (alpha, weight):
+        if factor is not None:
+            b = b * (factor if isinstance(factor, float) else _along_classes(xp, factor, x.ndim))
+    u = log_softmax(xp, x, axis=1)
+    p = xp.exp(u)
+    q = -xp.expm1(u)
+    q_gamma = q**gamma
+    positive = q > 0
+    q_safe = xp.where(positive, q, xp.ones_like(q))
+    ratio = xp.where(positive, u / q_safe, -xp.ones_like(q))
+    r = b * (q_gamma * (1.0 - gamma * p * ratio))  # b_c c_c
+    big_r = xp.sum(r, axis=1, keepdims=True)
+    per = -xp.sum(b * (q_gamma * u), axis=1, keepdims=True)
+
+    def curvature(w: Any) -> tuple[Any, Any, Any, Any]:
+        w = _per_row(xp, w, x)
+        q_gm1 = xp.where(positive, q_gamma / q_safe, xp.zeros_like(q))
+        d = b * (gamma * q_gm1 * p * (2.0 + u - (gamma - 1.0) * p * ratio))
+        return w * d, w * xp.sum(d, axis=1, keepdims=True), w * big_r, w
+
+    def grad(w: Any) -> Any:
+        w = _per_row(xp, w, x)
+        return _grad_shape(xp, (w * big_r) * p - w * r, unbatched)
+
+    def hvp(w: Any, v: Any) -> Any:
+        d, big_d, rr, _ = curvature(w)
+        v = xp.reshape(v, shape_of(x))
+        pv = xp.sum(p * v, axis=1, keepdims=True)
+        dv = xp.sum(d * v, axis=1, keepdims=True)
+        out = d * v - d * pv - p * dv + (big_d * pv) * p + rr * (p * v - p * pv)
+        return _grad_shape(xp, out, unbatched)
+
+    def hess(w: Any) -> Any:
+        d, big_d, rr, _ = curvature(w)
+        out = d - 2.0 * d * p + big_d * (p * p) + rr * (p - p * p)
+        return _grad_shape(xp, out, unbatched)
+
+    return Items(
+        _items_of(xp, per, unbatched), grad=grad, hess=hess, hvp=hvp, denominator=denominator
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# generalized_ce
+# ----------------------------------------------------------------------------------------------
+
+
+@register(
+    "generalized_ce",
+    input_kind="logits",
+    target_kind="class_index",
+    layout="class_axis",
+    options={"q": Real(0, 1, closed="right"), "ignore_index": IGNORE_INDEX},
+    hessian="indefinite",
+    rowwise=True,
+    mean_denominator=_index_mean_denominator,
+    task="multiclass",
+    formula="(1 - p_y^q) / q, p = softmax(x)",
+    example=_index_example,
+    module="GeneralizedCrossEntropyLoss",
+)
+def generalized_ce(
+    xp: Any, input: Any, target: Any, *, q: float = 0.5, ignore_index: int = -100
+) -> Items:
+    """Generalized cross-entropy (L_q loss): ``l_i = (1 - p_{i,y_i}^q) / q``, ``p = softmax(x)``.
+
+    Between cross-entropy (``q -> 0``: ``-log p_y``) and the mean absolute error of the
+    probabilities (``q = 1``: ``1 - p_y``), robust to noisy labels for larger ``q``. Evaluated as
+    ``-expm1(q log p_y) / q`` with ``log p_y`` from the shifted logits: exact for small ``q`` and
+    for logits of any magnitude. Shapes and class-index targets as ``cross_entropy``; entries
+    labelled ``ignore_index`` contribute 0 and ``reduction="mean"`` divides by the number of the
+    others.
+
+    Gradient: ``dl_i/dx_i = p_y^q (p_i - onehot(y_i))`` (as ``f(u) = -expm1(q u) / q`` with
+    ``u = log p_y``: ``f'(u) = -p_y^q``). Hessian: ``p_y^q (diag p - p p^T) - q p_y^q a a^T``,
+    ``a = onehot(y) - p`` (``f''(u) = -q p_y^q``); indefinite.
+
+    Options: ``q`` in (0, 1] (default 0.5, Keras's; Zhang and Sabuncu use 0.7),
+    ``ignore_index``. Keras's ``CategoricalGeneralizedCrossEntropy(q)`` takes probabilities with
+    classes on the last axis: it equals this loss on ``softmax(x)``.
+
+    Reference: Zhang and Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural
+    Networks with Noisy Labels", NeurIPS 2018; Keras ``CategoricalGeneralizedCrossEntropy``.
+    """
+    x, y, unbatched = _batched(xp, input, target, allow_probs=False)
+    y, valid = _labels(xp, y, ignore_index)
+    live = xp.astype(valid, x.dtype)
+    sm = SoftmaxPass(xp, x, y)
+    u = sm.log_p_y
+    p_q = xp.exp(q * u) * live  # p_y^q, 0 where ignored
+    per = xp.where(valid, -xp.expm1(q * u) / q, xp.zeros_like(u))
+
+    def grad(w: Any) -> Any:
+        k = _per_row(xp, w, x) * p_q
+        return _grad_shape(xp, sm.combine(k, y, k), unbatched)
+
+    def second(w: Any) -> tuple[Any, Any]:
+        k = _per_row(xp, w, x) * p_q
+        return k, -q * k
+
+    def hvp(w: Any, v: Any) -> Any:
+        c1, c2 = second(w)
+        v = xp.reshape(v, shape_of(x))
+        return _grad_shape(xp, _hvp_softmax(xp, sm, v, c1, y, c2), unbatched)
+
+    def hess(w: Any) -> Any:
+        c1, c2 = second(w)
+        return _grad_shape(xp, _hess_softmax(xp, sm, c1, y, c2), unbatched)
+
+    return Items(
+        _items_of(xp, per, unbatched), grad=grad, hess=hess, hvp=hvp, denominator=xp.sum(live)
     )
