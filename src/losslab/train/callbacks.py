@@ -117,7 +117,9 @@ class EarlyStopping(Callback):
     containing acc/r2 and "min" otherwise. With ``restore_best_weights`` the parameters of the best
     epoch are copied back (in place) when training ends, whether or not it stopped early (Keras 3
     behaviour), so the model ends at its best monitored value. ``best_epoch`` and
-    ``stopped_epoch`` (-1 if it never stopped) are kept for reports.
+    ``stopped_epoch`` (-1 if it never stopped) are kept for reports. Each ``fit`` starts it
+    afresh (Keras); ``fit(..., resume=True)`` restores the best value, counter and weights saved
+    in the checkpoint.
     """
 
     def __init__(
