@@ -314,6 +314,14 @@ def _grid(nrows: int, ncols: int, width: float, height: float,
     return fig, axes
 
 
+def _no_minor_ticks(*axes: Any) -> None:
+    """No minor ticks on the y axes: on a grid of log axes they are most of the drawing time."""
+    from matplotlib.ticker import NullLocator
+
+    for ax in axes:
+        ax.yaxis.set_minor_locator(NullLocator())
+
+
 def _save_adjusted(fig: Any, path: str, **margins: float) -> str:
     fig.subplots_adjust(**margins)
     write_atomic(path, lambda fh: fig.savefig(fh, dpi=_DPI, format="png"))
@@ -349,6 +357,7 @@ def plot_variant_curves(variants: Mapping[str, Mapping[str, Any]], path: str,
         ax.set_title(f"{name}: gap {v['gap']:.3g}", fontsize="medium")
         ax.set_xlabel("epoch", fontsize="small")
     _maybe_log(axes[0], *series)
+    _no_minor_ticks(*axes)
     longest = max(len(v["train"]) for v in variants.values())
     for ax in axes[: len(variants)]:
         ax.set_xlim(0, longest + 1)  # one time axis: an early stop shows as a short curve
@@ -443,6 +452,7 @@ def plot_layer_gradients(networks: Mapping[str, Mapping[str, Sequence[float]]], 
         ax.set_title(name, fontsize="medium")
         ax.set_xlabel("epoch")
     _log_axis(axes[0])
+    _no_minor_ticks(*axes)
     axes[0].set_ylabel("gradient L2 norm (weights)")
     fig.suptitle("Gradient norm of each layer's weights during training")
     fig.subplots_adjust(left=0.07, right=0.89, bottom=0.14, top=0.82, wspace=0.12)
