@@ -3,7 +3,7 @@
 NumPy's BLAS (OpenBLAS) starts as many threads as there are cores and splits every matrix
 product among them. The models a lesson trains are small (a batch of 256 rows times a 128 x 128
 weight): splitting them buys nothing, and on a machine whose cores are busy with other work the
-threads wait for each other, spinning. Measured on the 2-core CI machine kind while other work
+threads wait for each other, spinning. Measured on a 2-core machine while other work
 shared it (BENCHMARKS.md, ``benchmarks/bench_overfit.py``): ``losslab overfit`` took a median 228 s
 wall and 92 s CPU with the default two threads, 17 s and 8 s with one.
 
