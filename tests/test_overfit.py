@@ -275,3 +275,57 @@ def test_blas_threads_limits_and_restores(monkeypatch):
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)     # not installed: no change
     with blas_threads(1) as limited:
         assert not limited
+
+
+@pytest.mark.parametrize("name", ["variants", "learning", "validation", "profile", "layers"])
+def test_legends_do_not_cover_the_curves(tmp_path, name, monkeypatch):
+    """As for the other commands' plots: every legend sits outside the axes it could hide."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from losslab.cli import plots
+
+    figures = []
+    for saver in ("_save", "_save_adjusted"):
+        real = getattr(plots, saver)
+
+        def keep(fig, path, *a, _real=real, **k):
+            figures.append(fig)
+            return _real(fig, path, *a, **k)
+
+        monkeypatch.setattr(plots, saver, keep)
+    monkeypatch.setattr(plots, "write_atomic", lambda path, content: figures.append(None))
+    x = np.linspace(0, 1, 30)
+    path = str(tmp_path / "p.png")
+    curves = {"train": list(1e-3 + x), "val": list(2 - x), "gap": 1.0, "best_epoch": None}
+    splits = np.array([[1.0, 1.2, 0.9], [0.5, 0.6, 0.4], [0.3, 0.2, 0.25]])
+    if name == "variants":
+        plots.plot_variant_curves({v: curves for v in overfit.VARIANTS}, path)
+    elif name == "learning":
+        plots.plot_learning_curve([70, 300, 1400], splits / 100, splits, path,
+                                  marks={"baseline (70 rows)": 70, "more data": 1400})
+    elif name == "validation":
+        panel = {"values": [1e-4, 1e-3, 1e-2], "train": splits / 100, "val": splits,
+                 "chosen": 1e-3}
+        plots.plot_validation_curves({"l1": panel, "l2": panel}, path)
+    elif name == "profile":
+        plots.plot_gradient_profile({"sigmoid": {"first": [1e-6, 1e-3, 1], "last": [1e-5, 1e-2,
+                                                                                   1]}}, path)
+    else:
+        plots.plot_layer_gradients({"a": {"layer 1": list(x + 1), "layer 2": list(x + 2)},
+                                    "b": {"layer 1": list(x), "layer 2": list(x)}}, path)
+    fig = next(f for f in figures if f is not None)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    legends += list(fig.legends)
+    assert legends or name == "layers"
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        assert box.x1 <= fig.bbox.x1 + 1.0 and box.y1 <= fig.bbox.y1 + 1.0
+        for leg in legends:
+            lb = leg.get_window_extent(renderer)
+            overlap_x = min(box.x1, lb.x1) - max(box.x0, lb.x0)
+            overlap_y = min(box.y1, lb.y1) - max(box.y0, lb.y0)
+            assert overlap_x <= 1.0 or overlap_y <= 1.0, f"legend over the axes ({name})"
+    for leg in legends:
+        lb = leg.get_window_extent(renderer)
+        assert lb.x1 <= fig.bbox.x1 + 1.0 and lb.y1 <= fig.bbox.y1 + 1.0   # not cut off

@@ -459,8 +459,7 @@ def plot_layer_gradients(networks: Mapping[str, Mapping[str, Sequence[float]]], 
     bar = fig.colorbar(ScalarMappable(Normalize(1, deepest), cmap),
                        cax=fig.add_axes((0.91, 0.14, 0.012, 0.68)))
     bar.set_label("layer (1 = input side)")
-    write_atomic(path, lambda fh: fig.savefig(fh, dpi=_DPI, format="png"))
-    return path
+    return _save_adjusted(fig, path)  # margins set above, before the colour bar took its place
 
 
 def plot_gradient_profile(profiles: Mapping[str, Mapping[str, Sequence[float]]],
