@@ -34,6 +34,7 @@ layer's and compares the first layer's with the last's.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from dataclasses import dataclass, replace
@@ -90,7 +91,9 @@ class _EvalLoss(Callback):
         self.values = []
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> None:
-        self.values.append(float(self.loss(trainer.forward(self.X), self.y)))
+        # A diverging run is reported by the trainer's next step; no NumPy warning before it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.values.append(float(self.loss(trainer.forward(self.X), self.y)))
 
 
 def _fit_progress(console: Console, total: int, desc: str) -> Any:
@@ -401,15 +404,9 @@ def _cures(cfg: OverfitConfig, console: Console) -> int:
     console.say(f"wrote {out}")
     console.result({k: payload[k] for k in ("data", "task", "loss", "rows", "variants",
                                             "strengths", "statement")}
-                   | {"figures": {c: _basename(p) for c, p in plots.items()},
+                   | {"figures": {c: os.path.basename(p) for c, p in plots.items()},
                       "output_dir": out})
     return 0
-
-
-def _basename(path: str) -> str:
-    import os
-
-    return os.path.basename(path)
 
 
 def _learning_curve(cfg: OverfitConfig, console: Console, data: P.Data, plan: P.Plan,
@@ -606,7 +603,7 @@ def _gradients(cfg: OverfitConfig, console: Console) -> int:
             plots["Validation loss per epoch, by network"] = pl.plot_compare(
                 {n["name"]: n["history"] for n in nets}, "val_loss",
                 rundir.path("gradient_loss.png"), title="Validation loss per epoch")
-        files = [_basename(p) for p in plots.values()]
+        files = [os.path.basename(p) for p in plots.values()]
         results = [{
             "name": n["name"], "activation": n["activation"], "init": n["init"],
             "grad_norm_first_layer": list(n["layers"].values())[0],
@@ -651,7 +648,8 @@ def _gradients(cfg: OverfitConfig, console: Console) -> int:
     console.say(f"wrote {out}")
     console.result({"data": data.source, "task": data.task, "depth": cfg.depth,
                     "width": cfg.width, "networks": results, "statement": statement,
-                    "figures": {c: _basename(p) for c, p in plots.items()}, "output_dir": out})
+                    "figures": {c: os.path.basename(p) for c, p in plots.items()},
+                    "output_dir": out})
     return 0
 
 
