@@ -1,10 +1,11 @@
-"""The ``losslab`` command: train with a chosen loss, compare losses, find a learning rate.
+"""The ``losslab`` command: train with a chosen loss, compare losses, find a learning rate, watch
+a model overfit and the cures work.
 
 This module only builds the argument parser (``losslab --help`` must stay fast) from the settings
 table in ``losslab.cli.config``; each command's module, the engine and matplotlib are imported when
 that command runs. Layout: ``config`` (typed settings, one place) -> ``pipeline`` (data -> plan ->
 trainer -> fit) -> ``outdir`` (the run directory) with ``plots`` and ``report``; one module per
-command (``train``, ``compare``, ``lrfind``, ``predict``, ``catalog``).
+command (``train``, ``compare``, ``lrfind``, ``overfit``, ``predict``, ``catalog``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import sys
 from collections.abc import Sequence
 from typing import cast
 
-from losslab.cli.config import COMMAND_SETTINGS, SETTINGS, Setting
+from losslab.cli.config import COMMAND_SETTINGS, SETTINGS, Setting, default_for
 from losslab.cli.errors import UsageError
 
 __all__ = ["main", "build_parser", "UsageError"]
 
 PROG = "losslab"
-_TRAINING = ("train", "compare", "lr-find")
+_TRAINING = ("train", "compare", "lr-find", "overfit")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,11 +32,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _help(s: Setting) -> str:
-    if s.kind == "bool" or s.default is None:
+def _help(s: Setting, command: str) -> str:
+    value = default_for(s.name, command)
+    if s.kind == "bool" or value is None:
         return s.help
-    default = ",".join(f"{v:g}" for v in s.default) if isinstance(s.default, tuple) \
-        else s.default
+    default = ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else value
     return f"{s.help} (default {default})"
 
 
@@ -54,14 +55,14 @@ def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
         if s.kind == "bool":
             flags = [s.short, s.flag] if s.short else [s.flag]
             g.add_argument(*flags, dest=name, action="store_false" if s.negative_flag
-                           else "store_true", default=None, help=_help(s))
+                           else "store_true", default=None, help=_help(s, command))
         elif s.kind == "early_stopping":
             g.add_argument(s.flag, dest=name, nargs="?", const="patience=10", metavar=s.metavar,
-                           help=_help(s))
+                           help=_help(s, command))
         elif s.kind == "choice":
-            g.add_argument(s.flag, dest=name, choices=s.choices, help=_help(s))
+            g.add_argument(s.flag, dest=name, choices=s.choices, help=_help(s, command))
         else:
-            g.add_argument(s.flag, dest=name, metavar=s.metavar, help=_help(s))
+            g.add_argument(s.flag, dest=name, metavar=s.metavar, help=_help(s, command))
     if command == "lr-find":
         # --sweep alone means a grid.
         for action in p._actions:
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Loss functions for neural networks: train with a chosen loss, compare "
-                    "losses on the same data, find a learning rate.",
+                    "losses on the same data, find a learning rate, watch a model overfit and "
+                    "the cures work.",
         epilog="Start with 'losslab train' (the article's experiment), then "
                "'losslab compare' and 'losslab losses'. 'losslab COMMAND --help' for details.",
     )
@@ -103,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "instead trains short runs over a range of rates.",
     )
     _add_settings(p, "lr-find")
+    p = sub.add_parser(
+        "overfit", help="a model overfitting and the five cures side by side; vanishing "
+                        "gradients",
+        description="Train a wide network on a small slice of the data until it overfits, then "
+                    "each of the article's five cures from the same initialisation and split: "
+                    "a smaller model, more data, L1 and L2 penalties (strengths chosen by a "
+                    "sweep on the training slice), early stopping restoring the best weights, "
+                    "dropout. Reports each one's generalisation gap (validation minus training "
+                    "loss), learning and validation curves. Here --dropout, --l1, --l2 and "
+                    "--early-stopping set the cures' strengths; the baseline has none. "
+                    "Default data: digits. --show gradients trains deep sigmoid and ReLU "
+                    "networks and plots their per-layer gradient norms.",
+    )
+    _add_settings(p, "overfit")
 
     p = sub.add_parser(
         "losses", help="list the catalog, or show one loss",
@@ -168,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from losslab.cli import compare
 
                 return compare.run(cast(config.CompareConfig, cfg), console)
+            if args.command == "overfit":
+                from losslab.cli import overfit
+
+                return overfit.run(cast(config.OverfitConfig, cfg), console)
             from losslab.cli import lrfind
 
             return lrfind.run(cast(config.LrFindConfig, cfg), console)

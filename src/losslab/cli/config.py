@@ -30,7 +30,8 @@ from losslab.cli.errors import UsageError
 __all__ = [
     "Setting", "SETTINGS", "COMMAND_SETTINGS", "Spec", "parse_spec", "split_specs", "parse_value",
     "LossChoice", "EarlyStop", "DataConfig", "FitConfig", "OutputConfig", "RunConfig",
-    "TrainConfig", "CompareConfig", "LrFindConfig", "build", "loss_role", "DEFAULT_LR",
+    "TrainConfig", "CompareConfig", "LrFindConfig", "OverfitConfig", "build", "loss_role",
+    "DEFAULT_LR", "COMMAND_DEFAULTS", "default_for",
 ]
 
 DEFAULT_LR = 0.02
@@ -334,6 +335,20 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     _S("sweep_points", "int", 8, "rates in the sweep", "range test", "N", low=2),
     _S("sweep_epochs", "int", 10, "epochs per sweep run", "range test", "N", low=1),
     _S("sweep_range", "range", (1e-4, 1.0), "rates of the sweep", "range test", "LO,HI"),
+    # overfit
+    _S("show", "choice", "cures", "cures: the baseline and the five cures for overfitting side "
+       "by side; gradients: per-layer gradient norms of deep sigmoid and ReLU networks",
+       "overfit", choices=("cures", "gradients")),
+    _S("train_fraction", "float", 0.05, "fraction of the training rows the baseline and the "
+       "cures train on; the 'more data' cure trains on all of them", "overfit", "F", low=0.0,
+       high=1.0, strict_low=True),
+    _S("smaller_model", "spec", None, "the 'smaller model' cure (default: one hidden layer a "
+       "quarter as wide as --model's first)", "overfit", "SPEC", optional=True,
+       example="mlp:32"),
+    _S("depth", "int", 10, "hidden layers of the deep networks (--show gradients)", "overfit",
+       "N", low=1),
+    _S("width", "int", 32, "units per hidden layer of the deep networks (--show gradients)",
+       "overfit", "N", low=1),
 ]}
 
 _DATA = ("data", "target", "features", "dataset", "task", "drop_missing", "multiline",
@@ -346,7 +361,21 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "compare": _DATA + ("losses", "folds", "repeats") + _FIT + _OUTPUT,
     "lr-find": _DATA + ("loss",) + _FIT + ("lr_min", "lr_max", "steps", "sweep", "sweep_points",
                                            "sweep_epochs", "sweep_range") + _OUTPUT,
+    "overfit": _DATA + ("loss",) + _FIT + ("show", "train_fraction", "smaller_model", "repeats",
+                                           "depth", "width") + _OUTPUT,
 }
+
+# A command whose lesson needs other starting values than the table's: a model wide enough to
+# memorise a small slice, one step per epoch on that slice (full batch: steady curves), dropout
+# at the textbook rate for its cure, and three learning-curve splits.
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "overfit": {"model": "mlp:128,128", "batch_size": 256, "dropout": 0.5, "repeats": 3},
+}
+
+
+def default_for(name: str, command: str) -> Any:
+    """The default of setting ``name`` in ``command`` (the command's own, else the table's)."""
+    return COMMAND_DEFAULTS.get(command, {}).get(name, SETTINGS[name].default)
 
 
 # --- typed configurations ---------------------------------------------------------------------
@@ -437,6 +466,20 @@ class CompareConfig(RunConfig):
     losses: tuple[LossChoice, ...]
     folds: int
     repeats: int
+
+
+@dataclass(frozen=True)
+class OverfitConfig(RunConfig):
+    """``losslab overfit``: ``fit`` is the baseline's training; its ``dropout``, ``l1``, ``l2``
+    and ``early_stopping`` are the cures' strengths (the baseline has none of them)."""
+
+    loss: LossChoice | None
+    show: str
+    train_fraction: float
+    smaller_model: Spec | None
+    repeats: int
+    depth: int
+    width: int
 
 
 @dataclass(frozen=True)
@@ -615,7 +658,8 @@ def _early_stop(value: Any, where: str) -> EarlyStop | None:
 # --- TOML files -------------------------------------------------------------------------------
 
 
-_SECTIONS = {"train": "train", "compare": "compare", "lr-find": "lr-find", "lr_find": "lr-find"}
+_SECTIONS = {"train": "train", "compare": "compare", "lr-find": "lr-find", "lr_find": "lr-find",
+             "overfit": "overfit"}
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -711,7 +755,8 @@ def build(args: Any, argv: Sequence[str]) -> RunConfig:
             value, source = raw[name]
             values[name] = _check(s, value, source)
         else:
-            values[name] = _check(s, s.default, None) if s.default is not None else None
+            default = default_for(name, command)
+            values[name] = _check(s, default, None) if default is not None else None
     given = frozenset(raw)
     _cross_checks(values, given, command)
     inputs = tuple(os.path.abspath(p) for p in (values["data"], config_path) if p)
@@ -741,6 +786,10 @@ def build(args: Any, argv: Sequence[str]) -> RunConfig:
     if command == "compare":
         return CompareConfig(**common, losses=choices["losses"], folds=values["folds"],
                              repeats=values["repeats"])
+    if command == "overfit":
+        return OverfitConfig(**common, loss=choices.get("loss"),
+                             **{k: values[k] for k in ("show", "train_fraction", "smaller_model",
+                                                       "repeats", "depth", "width")})
     return LrFindConfig(**common, loss=choices.get("loss"),
                         **{k: values[k] for k in ("lr_min", "lr_max", "steps", "sweep",
                                                   "sweep_points", "sweep_epochs",
@@ -771,6 +820,40 @@ def _cross_checks(values: dict[str, Any], given: frozenset[str], command: str) -
             and values["val_split"] == 0:
         raise UsageError("--repeats draws new validation splits; set --val-split > 0",
                          flag="--repeats")
+    if command == "overfit":
+        _overfit_checks(values, given)
+
+
+# Settings that only one of overfit's two lessons reads.
+_OVERFIT_ONLY = {
+    "cures": ("train_fraction", "smaller_model", "repeats", "dropout", "l1", "l2",
+              "early_stopping"),
+    "gradients": ("depth", "width"),
+}
+
+
+def _overfit_checks(values: dict[str, Any], given: frozenset[str]) -> None:
+    if values["val_split"] == 0:
+        raise UsageError("overfitting shows on rows the model did not train on; set "
+                         "--val-split > 0", flag="--val-split")
+    show = values["show"]
+    other = "gradients" if show == "cures" else "cures"
+    for name in _OVERFIT_ONLY[other]:
+        if name in given:
+            flag = SETTINGS[name].option
+            raise UsageError(f"{flag} applies to --show {other}, not --show {show}", flag=flag)
+    if show == "gradients" and "activation" in given:
+        raise UsageError("--show gradients compares sigmoid and ReLU networks itself; drop "
+                         "--activation", flag="--activation")
+    for name in ("dropout", "l1", "l2"):
+        if name in given and values[name] == 0:
+            flag = SETTINGS[name].option
+            how = " (then a sweep chooses it)" if name != "dropout" else ""
+            raise UsageError(f"{flag} 0 would make its cure the baseline; give a strength > 0, "
+                             f"or leave {flag} out{how}", flag=flag)
+    if "early_stopping" in given and values["early_stopping"] is None:
+        raise UsageError("--early-stopping false would make its cure the baseline; leave it out",
+                         flag="--early-stopping")
 
 
 def _schedule_defaults(values: dict[str, Any], given: frozenset[str], command: str) -> Spec:

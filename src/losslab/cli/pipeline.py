@@ -19,6 +19,7 @@ and becomes a one-line UsageError naming the flag; nothing here parses an error'
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -393,7 +394,10 @@ def _check_memory(fit_cfg: FitConfig, sizes: list[int], rows: int) -> None:
                          f" use smaller hidden layers", flag="--model")
 
 
-def build_trainer(fit_cfg: FitConfig, plan: Plan, split: Split, lr: float | None = None) -> Any:
+def build_trainer(fit_cfg: FitConfig, plan: Plan, split: Split, lr: float | None = None,
+                  init: str | None = None) -> Any:
+    """The engine's Trainer for ``fit_cfg``; ``init`` overrides the layers' initialisation (the
+    default is ``layers.mlp``'s: He for the ReLU family, Glorot otherwise)."""
     from losslab.train import layers
     from losslab.train.trainer import Trainer
 
@@ -405,7 +409,8 @@ def build_trainer(fit_cfg: FitConfig, plan: Plan, split: Split, lr: float | None
     if hidden:
         with flag_errors("--model", fit_cfg.model):
             model = layers.mlp([d, *hidden, plan.out_features], activation=fit_cfg.activation,
-                               dropout=fit_cfg.dropout, dtype=fit_cfg.dtype, seed=fit_cfg.seed)
+                               dropout=fit_cfg.dropout, init=init, dtype=fit_cfg.dtype,
+                               seed=fit_cfg.seed)
     else:
         model = layers.linear_model(d, plan.out_features, dtype=fit_cfg.dtype, seed=fit_cfg.seed)
     rate = fit_cfg.lr if lr is None else lr
@@ -467,7 +472,10 @@ def progress_callback(console: Console, total: int, desc: str) -> Any:
 
 
 def fit(trainer: Any, plan: Plan, split: Split, fit_cfg: FitConfig, console: Console,
-        desc: str = "train", epochs: int | None = None, use_early_stopping: bool = True) -> Any:
+        desc: str = "train", epochs: int | None = None, use_early_stopping: bool = True,
+        callbacks: Sequence[Any] = ()) -> Any:
+    """Train on ``split`` (validation rows as validation data); ``callbacks`` run before the
+    early stopping and the progress line this adds."""
     from losslab.train.trainer import NonFiniteError
 
     dt = fit_cfg.dtype
@@ -475,7 +483,7 @@ def fit(trainer: Any, plan: Plan, split: Split, fit_cfg: FitConfig, console: Con
     val = None
     if split.X_val is not None and split.y_val is not None:
         val = (split.X_val, encode_targets(plan, split, split.y_val, dt))
-    callbacks = []
+    callbacks = list(callbacks)
     if use_early_stopping:
         es = early_stopping(fit_cfg, plan, val is not None)
         if es is not None:

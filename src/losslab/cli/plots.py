@@ -26,6 +26,8 @@ from losslab.atomic import write_atomic
 __all__ = [
     "unavailable", "plot_loss_curves", "plot_lr", "plot_grad_norms", "plot_fit", "plot_compare",
     "plot_compare_fit", "plot_lr_find", "plot_sweep", "plot_loss_shape", "plot_history",
+    "plot_variant_curves", "plot_learning_curve", "plot_validation_curves",
+    "plot_layer_gradients", "plot_gradient_profile",
 ]
 
 _DPI = 90
@@ -293,3 +295,185 @@ def plot_splits(values: Mapping[str, Sequence[float]], metric: str, path: str) -
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} on each held-out set (square: mean ± sd)")
     return _save(fig, path)
+
+
+# --- overfit: small multiples, learning and validation curves, gradients by layer -------------
+
+
+def _grid(nrows: int, ncols: int, width: float, height: float,
+          sharey: bool = False) -> tuple[Any, list[Any]]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).ravel().tolist()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return fig, axes
+
+
+def _no_minor_ticks(*axes: Any) -> None:
+    """No minor ticks on the y axes: on a grid of log axes they are most of the drawing time."""
+    from matplotlib.ticker import NullLocator
+
+    for ax in axes:
+        ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _save_adjusted(fig: Any, path: str, **margins: float) -> str:
+    fig.subplots_adjust(**margins)
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=_DPI, format="png"))
+    return path
+
+
+def _band(ax: Any, x: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
+    """Mean over the columns (splits) as a line, the range from the lowest to the highest split
+    as a band (positive, so it shows on a log axis as a standard deviation might not)."""
+    v = np.asarray(values, dtype=float)
+    ax.plot(x, v.mean(axis=1), "o-", color=color, ms=4, label=label)
+    if v.shape[1] > 1:
+        ax.fill_between(x, v.min(axis=1), v.max(axis=1), color=color, alpha=0.2, lw=0)
+
+
+def plot_variant_curves(variants: Mapping[str, Mapping[str, Any]], path: str,
+                        ylabel: str = "loss") -> str:
+    """Small multiples, one panel per variant: its training and validation loss per epoch on a
+    shared y axis (``{"train": [...], "val": [...], "gap": g, "best_epoch": e or None}``, epochs
+    from 1), and a last panel with every variant's final gap as a bar."""
+    n = len(variants) + 1
+    ncols = 4
+    nrows = -(-n // ncols)
+    fig, axes = _grid(nrows, ncols, 12.0, 2.6 * nrows + 0.6, sharey=True)
+    series: list[Sequence[float]] = []
+    for ax, (name, v) in zip(axes, variants.items()):
+        train, val = v["train"], v["val"]
+        ax.plot(_epochs(len(train)), train, color="C0", label="training loss")
+        ax.plot(_epochs(len(val)), val, color="C1", label="validation loss")
+        series += [train, val]
+        if v.get("best_epoch") is not None:
+            ax.axvline(v["best_epoch"], color="0.4", ls=":", lw=1, label="best epoch (restored)")
+        ax.set_title(f"{name}: gap {v['gap']:.3g}", fontsize="medium")
+        ax.set_xlabel("epoch", fontsize="small")
+    _maybe_log(axes[0], *series)
+    _no_minor_ticks(*axes)
+    longest = max(len(v["train"]) for v in variants.values())
+    for ax in axes[: len(variants)]:
+        ax.set_xlim(0, longest + 1)  # one time axis: an early stop shows as a short curve
+    axes[0].set_ylabel(ylabel)
+    if ncols < len(axes):
+        axes[ncols].set_ylabel(ylabel)
+    # The bars share nothing with the curves: their own axes in the last slot.
+    bar_slot = axes[len(variants)]
+    fig.delaxes(bar_slot)
+    bars = fig.add_subplot(nrows, ncols, len(variants) + 1)
+    names = list(variants)
+    gaps = [float(variants[k]["gap"]) for k in names]
+    colors = ["C3" if i == 0 else "C2" for i in range(len(names))]
+    bars.barh(range(len(names)), gaps, color=colors)
+    bars.set_yticks(range(len(names)))
+    bars.set_yticklabels(names, fontsize="small")
+    bars.invert_yaxis()
+    bars.axvline(0, color="0.3", lw=0.8)
+    bars.set_title("gap = validation - training", fontsize="medium")
+    bars.grid(alpha=0.3, axis="x")
+    for ax in axes[len(variants) + 1:]:
+        fig.delaxes(ax)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:len(variants)]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    fig.legend(handles, labels, loc="upper center", ncols=len(labels), fontsize="small",
+               frameon=False)
+    top = 1.0 - 0.75 / fig.get_figheight()
+    return _save_adjusted(fig, path, left=0.075, right=0.98, bottom=0.1, top=top, wspace=0.35,
+                          hspace=0.55)
+
+
+def plot_learning_curve(sizes: Sequence[int] | np.ndarray, train: np.ndarray, val: np.ndarray,
+                        path: str, ylabel: str = "loss", marks: Mapping[str, int] | None = None,
+                        ) -> str:
+    """Training and held-out loss against the number of training rows: mean over the splits
+    with ± one standard deviation; ``marks`` ({label: rows}) drawn as vertical lines."""
+    fig, (ax,) = _figure()
+    x = np.asarray(sizes, dtype=float)
+    _band(ax, x, train, "C0", "training")
+    _band(ax, x, val, "C1", "held out")
+    for i, (label, rows) in enumerate((marks or {}).items()):
+        ax.axvline(rows, color="0.4", ls=(":" if i == 0 else "--"), lw=1, label=label)
+    _log_axis(ax, "x")
+    _maybe_log(ax, np.asarray(train).ravel().tolist(), np.asarray(val).ravel().tolist())
+    ax.set_xlabel("training rows")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"Learning curve (mean, band: range over {np.asarray(val).shape[1]} splits)")
+    return _save(fig, path, right=_legend_beside(fig, ax))
+
+
+def plot_validation_curves(panels: Mapping[str, Mapping[str, Any]], path: str,
+                           ylabel: str = "loss") -> str:
+    """One panel per hyperparameter: training and held-out loss (mean ± sd over folds) against
+    its values on a log axis, the chosen value marked (``{"values", "train", "val",
+    "chosen"}``)."""
+    fig, axes = _figure(width=5.0 * len(panels) + 1.6, ncols=len(panels))
+    for ax, (name, p) in zip(axes, panels.items()):
+        x = np.asarray(p["values"], dtype=float)
+        _band(ax, x, p["train"], "C0", "training")
+        _band(ax, x, p["val"], "C1", "held out")
+        ax.axvline(p["chosen"], color="C2", ls="--", label="chosen")
+        _log_axis(ax, "x")
+        _maybe_log(ax, np.asarray(p["train"]).ravel().tolist(),
+                   np.asarray(p["val"]).ravel().tolist())
+        ax.set_xlabel(f"{name} strength")
+        ax.set_title(f"Validation curve: {name}")
+    axes[0].set_ylabel(ylabel)
+    right = _legend_beside(fig, axes[-1])
+    fig.subplots_adjust(wspace=0.3)
+    return _save(fig, path, right=right)
+
+
+def plot_layer_gradients(networks: Mapping[str, Mapping[str, Sequence[float]]], path: str) -> str:
+    """Small multiples, one panel per network: each layer's gradient norm per epoch (shared log
+    axis), coloured from the first layer (dark) to the last (light)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig, axes = _grid(1, len(networks), 4.2 * len(networks) + 1.2, 3.8, sharey=True)
+    cmap = colormaps["viridis"]
+    deepest = max(len(layers) for layers in networks.values())
+    series = []
+    for ax, (name, layers) in zip(axes, networks.items()):
+        for i, values in enumerate(layers.values()):
+            ax.plot(_epochs(len(values)), values, color=cmap(i / max(1, deepest - 1)), lw=1.2)
+            series.append(values)
+        ax.set_title(name, fontsize="medium")
+        ax.set_xlabel("epoch")
+    _log_axis(axes[0])
+    _no_minor_ticks(*axes)
+    axes[0].set_ylabel("gradient L2 norm (weights)")
+    fig.suptitle("Gradient norm of each layer's weights during training")
+    fig.subplots_adjust(left=0.07, right=0.89, bottom=0.14, top=0.82, wspace=0.12)
+    bar = fig.colorbar(ScalarMappable(Normalize(1, deepest), cmap),
+                       cax=fig.add_axes((0.91, 0.14, 0.012, 0.68)))
+    bar.set_label("layer (1 = input side)")
+    return _save_adjusted(fig, path)  # margins set above, before the colour bar took its place
+
+
+def plot_gradient_profile(profiles: Mapping[str, Mapping[str, Sequence[float]]],
+                          path: str) -> str:
+    """Gradient norm against the layer's depth, one colour per network, solid for the first
+    epoch and dashed for the last (``{network: {"first": [...], "last": [...]}}``)."""
+    fig, (ax,) = _figure(width=8.0)
+    for i, (name, p) in enumerate(profiles.items()):
+        layers = np.arange(1, len(p["first"]) + 1)
+        ax.plot(layers, p["first"], "o-", color=f"C{i}", ms=4, label=f"{name}, first epoch")
+        ax.plot(layers, p["last"], "s--", color=f"C{i}", ms=3, alpha=0.7,
+                label=f"{name}, last epoch")
+    _log_axis(ax)
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel("gradient L2 norm (weights)")
+    ax.set_title("Where the gradient vanishes")
+    return _save(fig, path, right=_legend_beside(fig, ax))

@@ -32,7 +32,7 @@ text-align:left;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 td.num{text-align:right}.sub{color:#666}.note{background:#f7f7e8;padding:.4em .8em;
 border-left:3px solid #cc9}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:1em}
-figure{margin:0}figure img{max-width:100%;border:1px solid #eee}
+figure{margin:0}figure img{max-width:100%;border:1px solid #eee}figure.wide{grid-column:1/-1}
 figcaption{color:#555;font-size:.9em}code{background:#f3f3f3;padding:0 .2em}
 """
 
@@ -85,10 +85,15 @@ def _table(t: Table) -> str:
             f"<tbody>{body}</tbody></table>{notes}")
 
 
-def _image(path: str) -> str:
+WIDE_PX = 800  # a plot wider than this (small multiples) spans the whole grid row
+
+
+def _image(path: str) -> tuple[str, int]:
+    """The PNG as a data URI, and its width in pixels (from the IHDR chunk; 0 if not a PNG)."""
     with open(path, "rb") as fh:
-        data = base64.b64encode(fh.read()).decode("ascii")
-    return f"data:image/png;base64,{data}"
+        raw = fh.read()
+    width = int.from_bytes(raw[16:20], "big") if raw[12:16] == b"IHDR" else 0
+    return f"data:image/png;base64,{base64.b64encode(raw).decode('ascii')}", width
 
 
 def render_report(
@@ -121,8 +126,10 @@ def render_report(
     if plots:
         parts.append('<h2>Plots</h2><div class="plots">')
         for caption, path in plots.items():
+            uri, width = _image(path)
+            wide = ' class="wide"' if width > WIDE_PX else ""
             parts.append(
-                f'<figure><img alt="{_e(caption)}" src="{_image(path)}">'
+                f'<figure{wide}><img alt="{_e(caption)}" src="{uri}">'
                 f"<figcaption>{_e(caption)}</figcaption></figure>"
             )
         parts.append("</div>")

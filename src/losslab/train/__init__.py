@@ -4,8 +4,9 @@ Modules, each named after its concept: ``layers`` (explicit backward passes), ``
 ``schedules`` (per epoch or per batch), ``regularization`` (the article's L1/L2 cures),
 ``trainer`` (``Trainer``), ``history``, ``callbacks``, ``checkpoint`` (NPZ files read without
 pickle), ``lr_finder`` (the learning-rate range test), ``outputs`` (probabilities and labels from
-a model's raw outputs), ``metrics``, ``data`` (datasets, splits, standardisation) and
-``experiments`` (the article's experiment).
+a model's raw outputs), ``metrics``, ``data`` (datasets, splits, standardisation), ``curves``
+(learning and validation curves over repeated splits) and ``experiments`` (the article's
+experiment).
 
 The names most programs need are importable from here::
 
@@ -13,6 +14,7 @@ The names most programs need are importable from here::
 """
 
 from losslab.train.checkpoint import CheckpointError, load_checkpoint, load_model, save_model
+from losslab.train.curves import kfold_splits, learning_curve, validation_curve
 from losslab.train.history import History
 from losslab.train.lr_finder import LRFinderResult, lr_find
 from losslab.train.trainer import NonFiniteError, Trainer
@@ -27,4 +29,7 @@ __all__ = [
     "save_model",
     "load_model",
     "load_checkpoint",
+    "learning_curve",
+    "validation_curve",
+    "kfold_splits",
 ]
