@@ -101,7 +101,7 @@ def _scaled(items: Items, weight: Any) -> Items:
         return items
     grad, hess = items.grad, items.hess
     return Items(
-        weight * items.values,
+        lambda: weight * items.per_item(),
         grad=lambda w: grad(w * weight),
         hess=None if hess is None else (lambda w: hess(w * weight)),
     )
@@ -175,24 +175,31 @@ def _logit_bce(xp: Any, x: Any, y: Any, pos_weight: Any) -> Items:
     ``(1 - y) sigmoid(x) - pw y sigmoid(-x)`` (``sigmoid(x) - y`` without pos_weight); Hessian
     ``((1 - y) + pw y) sigmoid(x) sigmoid(-x)``.
     """
-    hi, lo = positive_and_negative_parts(xp, x)
     e = xp.exp(-xp.abs(x))
-    tail = xp.log1p(e)
+    inv = 1.0 / (1.0 + e)
     py = y if pos_weight is None else pos_weight * y
-    values = py * (tail - lo) + (1.0 - y) * (hi + tail)  # softplus(-x) = tail - min(x, 0)
+
+    def values() -> Any:
+        hi, lo = positive_and_negative_parts(xp, x)
+        tail = xp.log1p(e)
+        return py * (tail - lo) + (1.0 - y) * (hi + tail)  # softplus(-x) = tail - min(x, 0)
 
     def grad(w: Any) -> Any:
+        s = xp.exp(xp.minimum(x, 0.0)) * inv  # sigmoid(x), both tails exact
         if pos_weight is None:
-            g = sigmoid_from(xp, x, e) - y
+            g = s - y
         else:
-            g = (1.0 - y) * sigmoid_from(xp, x, e) - py * sigmoid_from(xp, -x, e)
+            g = (1.0 - y) * s - py * (xp.exp(-xp.maximum(x, 0.0)) * inv)
         return scaled(g, w)
 
-    return Items(
-        values,
-        grad=grad,
-        hess=lambda w: w * (((1.0 - y) + py) * (e / ((1.0 + e) * (1.0 + e)))),
-    )
+    def hess(w: Any) -> Any:
+        h = e * inv * inv  # sigmoid(x) sigmoid(-x), accurate in both tails
+        if pos_weight is not None:
+            h *= (1.0 - y) + py
+        return scaled(h, w)
+
+    # Values on demand: gradient boosting asks for the two derivatives only.
+    return Items(values, grad=grad, hess=hess)
 
 
 @register(
@@ -289,9 +296,10 @@ def focal(
 
     - gradient ``dl/dx = w alpha_t [gamma q^(gamma-1) q' ce + q^gamma ce']``;
     - Hessian ``d2l/dx2 = w alpha_t [gamma (gamma - 1) q^(gamma-2) q'^2 ce + gamma q^(gamma-1) q'
-      ((1 - 2s) ce + 2 ce') + q^gamma ce'']``, which is negative for confidently right logits
-      when ``gamma > 0`` (the loss flattens out faster than a convex one): gradient boosting needs
-      a positive stand-in there (``losslab.boosting``).
+      ((1 - 2s) ce + 2 ce') + q^gamma ce'']``, which is negative for confidently wrong logits
+      when ``gamma > 0`` (for hard labels and ``gamma = 2``, beyond about ``|x| = 2.8`` on the
+      wrong side, where the loss approaches its linear asymptote from above): gradient
+      boosting needs a positive stand-in there (``losslab.boosting``).
 
     Limits of the gradient (``w = pw = 1``): ``-alpha`` (y = 1) and ``1 - alpha`` (y = 0) on
     confidently wrong logits, 0 on confidently right ones.
@@ -331,7 +339,7 @@ def focal(
     items = Items(
         parts.a_t * parts.q_gamma * parts.ce,
         grad=grad,
-        hess=lambda w: _FocalParts(xp, input, y, alpha, gamma, pos_weight).hess(w),
+        hess=parts.hess,
     )
     return _scaled(items, weight)
 
@@ -470,7 +478,7 @@ def multilabel_soft_margin(xp: Any, input: Any, target: Any, *, weight: Any = No
         return element_hess(w * inv_c)
 
     return Items(
-        xp.sum(per_element.values, axis=-1) * inv_c,
+        xp.sum(per_element.per_item(), axis=-1) * inv_c,
         grad=lambda w: grad(w * inv_c),
         hess=hess,
         hvp=lambda w, v: hess(w) * v,

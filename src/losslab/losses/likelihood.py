@@ -101,7 +101,7 @@ def poisson_nll(
         )
     if not full:
         return items
-    return Items(items.values + _stirling(xp, y), grad=items.grad, hess=items.hess)
+    return Items(items.per_item() + _stirling(xp, y), grad=items.grad, hess=items.hess)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -363,7 +363,7 @@ def _compound(
     MONAI's sum of two means. The item weights ``w`` (laid over the input) reach ``B`` as
     per-element weights unchanged (every element of item i weighs ``w_i``)."""
     scale = lam_b * kappa
-    values = lam_a * a.values + scale * _per_item_sum(xp, b.values, batch)
+    values = lam_a * a.per_item() + scale * _per_item_sum(xp, b.per_item(), batch)
     b_grad, b_hess, b_hvp = b.grad, b.hess, b.hvp
     a_hess, a_hvp = a.hess, a.hvp
     assert b_hess is not None and a_hess is not None and a_hvp is not None
@@ -575,7 +575,7 @@ def _masked(xp: Any, items: Items, valid: Any) -> Items:
     """Element-wise Items with the ignored elements' terms removed."""
     grad, hess = items.grad, items.hess
     return Items(
-        items.values * valid,
+        items.per_item() * valid,
         grad=lambda w: grad(w * valid),
         hess=None if hess is None else (lambda w: hess(w * valid)),
     )
