@@ -66,7 +66,7 @@ def run(cfg: CompareConfig, console: Console) -> int:
                     first[plan.label] = (trainer, history, lf, split)
         n_eval = len(y_eval)
         results = _summarise(per_split, len(pairs))
-        tests, statement = _tests(per_split, data.task, pairs, len(data.y))
+        tests, statement = _tests(per_split, data.task, pairs, len(data.targets))
         has_fit = any(v[2] is not None for v in first.values())
         table_cols = list(cols) + (["slope", "intercept"] if has_fit and len(pairs) == 1
                                    else []) + ["epochs"]
@@ -211,7 +211,7 @@ def _plots(rundir, data, first, per_split, n_splits) -> dict[str, str]:
     fits = {label: (v[2]["x"], v[2]["y"]) for label, v in first.items() if v[2] is not None}
     if fits:
         out["Fitted lines, by loss"] = pl.plot_compare_fit(
-            data.X[:, 0], data.y, fits, rundir.path("compare_fit.png"),
+            data.X[:, 0], data.targets, fits, rundir.path("compare_fit.png"),
             xlabel=data.feature_names[0], ylabel=data.target_name)
     if n_splits > 1:
         metric, _ = _PRIMARY[data.task]

@@ -51,6 +51,7 @@ from losslab.cli.errors import UsageError
 from losslab.cli.threads import blas_threads
 from losslab.cli.train import command_line, open_run, plots_on
 from losslab.train.callbacks import Callback
+from losslab.train.data import Dataset
 
 __all__ = ["run", "VARIANTS", "L1_RANGE", "L2_RANGE", "NETWORKS"]
 
@@ -135,14 +136,14 @@ class _Variant:
         return self.val["loss"] - self.train["loss"]
 
 
-def _take_slice(data: P.Data, pool: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def _take_slice(data: Dataset, pool: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """``fraction`` of the training rows, drawn at random (per class for classification, so
     every class keeps its share and appears at least once)."""
     rng = np.random.default_rng(seed)
     if data.task == "classification":
         parts = []
-        for c in np.unique(data.y[pool]):
-            members = pool[data.y[pool] == c]
+        for c in np.unique(data.targets[pool]):
+            members = pool[data.targets[pool] == c]
             k = max(1, int(round(fraction * len(members))))
             parts.append(rng.choice(members, k, replace=False))
         rows = np.concatenate(parts)
@@ -184,7 +185,7 @@ def _smaller_model(cfg: OverfitConfig, n_in: int, n_out: int) -> Spec:
     return spec
 
 
-def _sweep(cfg: OverfitConfig, console: Console, data: P.Data, plan: P.Plan, split: P.Split,
+def _sweep(cfg: OverfitConfig, console: Console, data: Dataset, plan: P.Plan, split: P.Split,
            base_fit: FitConfig, rows: np.ndarray, name: str,
            values: tuple[float, ...]) -> dict[str, Any]:
     """The validation curve of one penalty's strength on the slice (3-fold cross-validation);
@@ -192,8 +193,8 @@ def _sweep(cfg: OverfitConfig, console: Console, data: P.Data, plan: P.Plan, spl
     from losslab.train.curves import kfold_splits, validation_curve
 
     dt = base_fit.dtype
-    y = P.encode_targets(plan, split, data.y[rows], dt)
-    labels = data.y[rows] if data.task == "classification" else None
+    y = P.encode_targets(plan, split, data.targets[rows], dt)
+    labels = data.targets[rows] if data.task == "classification" else None
     folds = kfold_splits(len(rows), SWEEP_FOLDS, seed=base_fit.seed, labels=labels)
 
     def make(**strength: Any) -> Any:
@@ -409,7 +410,7 @@ def _cures(cfg: OverfitConfig, console: Console) -> int:
     return 0
 
 
-def _learning_curve(cfg: OverfitConfig, console: Console, data: P.Data, plan: P.Plan,
+def _learning_curve(cfg: OverfitConfig, console: Console, data: Dataset, plan: P.Plan,
                     split: P.Split, base_fit: FitConfig, n_rows: int) -> dict[str, Any]:
     """The baseline's model on more and more training rows, over ``--repeats`` random splits
     (the first is the split the variants use), each evaluated on its held-out rows."""
@@ -419,7 +420,7 @@ def _learning_curve(cfg: OverfitConfig, console: Console, data: P.Data, plan: P.
     n_max = min(len(tr) for tr, _ in pairs)
     sizes = np.unique(np.round(np.geomspace(min(n_rows, n_max), n_max,
                                             CURVE_POINTS)).astype(int))
-    y = P.encode_targets(plan, split, data.y, base_fit.dtype)
+    y = P.encode_targets(plan, split, data.targets, base_fit.dtype)
     sizes_abs, train, held = learning_curve(
         lambda: P.build_trainer(base_fit, plan, split), data.X, y,
         train_sizes=[int(s) for s in sizes], cv=pairs, epochs=base_fit.epochs,
@@ -492,7 +493,7 @@ def _learning_table(learning: dict[str, Any]) -> Any:
                                "narrows as the rows grow: more data is a cure."])
 
 
-def _setup_note(cfg: OverfitConfig, data: P.Data, plan: P.Plan, base_fit: FitConfig,
+def _setup_note(cfg: OverfitConfig, data: Dataset, plan: P.Plan, base_fit: FitConfig,
                 n_rows: int, n_pool: int, n_val: int, sweeps: dict[str, Any],
                 stop: EarlyStop) -> str:
     batch = ("full batch" if base_fit.batch_size >= n_rows

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,9 +35,10 @@ from losslab.cli.config import FitConfig, LossChoice, RunConfig, build_loss, par
 from losslab.cli.console import Console
 from losslab.cli.dataio import available_memory, read_table
 from losslab.cli.errors import TrainingDiverged, UsageError
+from losslab.train.data import Dataset
 
 __all__ = [
-    "Data", "load_data", "Plan", "make_plan", "default_loss", "Split", "splits", "prepare",
+    "load_data", "Plan", "make_plan", "default_loss", "Split", "splits", "prepare",
     "build_trainer", "fit", "evaluate", "predictions", "line_fit", "model_extra",
     "history_dict", "history_csv", "schedule_note",
 ]
@@ -46,28 +47,11 @@ __all__ = [
 # --- data ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Data:
-    X: np.ndarray                 # float64 (n, d)
-    y: np.ndarray                 # float64 (n,) regression, int64 class index classification
-    task: str                     # "regression" | "classification"
-    feature_names: list[str]
-    target_name: str
-    source: str                   # what to call it in messages and the report
-    classes: list[Any] | None = None
-    notes: list[str] = field(default_factory=list)
-    description: str = ""
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes) if self.classes is not None else 0
-
-
 def _task_of(role: str) -> str:
     return "regression" if role == "regression" else "classification"
 
 
-def load_data(cfg: RunConfig, losses: list[LossChoice], default_dataset: str) -> Data:
+def load_data(cfg: RunConfig, losses: list[LossChoice], default_dataset: str) -> Dataset:
     """Load --data/--dataset and settle the task (flag, else the losses, else the target)."""
     d = cfg.data
     task = d.task
@@ -97,8 +81,8 @@ def load_data(cfg: RunConfig, losses: list[LossChoice], default_dataset: str) ->
                 f"{t.lines[i]}) but the loss or --task asks for classification; use a "
                 f"regression loss (mse, l1, huber, log_cosh) or a column of class labels",
                 flag="--loss")
-        data = Data(X=t.X, y=y, task=task, feature_names=t.feature_names,
-                    target_name=t.target_name or "y", source=d.data, notes=notes)
+        data = Dataset(X=t.X, y=y, task=task, feature_names=t.feature_names,
+                       target_name=t.target_name or "y", source=d.data, notes=notes)
     else:
         from losslab.train.data import load_dataset
 
@@ -114,21 +98,21 @@ def load_data(cfg: RunConfig, losses: list[LossChoice], default_dataset: str) ->
             raise UsageError(f"data set {name!r} is a {ds.task} data set; drop --task or use "
                              f"--task {ds.task}", flag="--task")
         names = ds.feature_names or [f"x{i}" for i in range(ds.X.shape[1])]
-        data = Data(X=np.asarray(ds.X, dtype=np.float64), y=np.asarray(ds.y), task=ds.task,
-                    feature_names=list(names), target_name=ds.target_name,
-                    source=f"dataset {name}", description=ds.description)
+        data = Dataset(X=np.asarray(ds.X, dtype=np.float64), y=np.asarray(ds.y), task=ds.task,
+                       feature_names=list(names), target_name=ds.target_name,
+                       source=f"dataset {name}", description=ds.description)
     if data.task == "classification":
-        classes, idx = np.unique(data.y, return_inverse=True)
+        classes, idx = np.unique(data.targets, return_inverse=True)
         if len(classes) < 2:
             raise UsageError(f"target {data.target_name!r} has a single class ({classes[0]}); "
                              f"classification needs at least two", flag="--target")
         data.classes = [c.item() if hasattr(c, "item") else c for c in classes]
         data.y = idx.astype(np.int64)
     else:
-        data.y = np.asarray(data.y, dtype=np.float64)
-    if len(data.y) < 4:
-        raise UsageError(f"{data.source} has only {len(data.y)} rows; need at least 4 to train",
-                         flag="--data")
+        data.y = np.asarray(data.targets, dtype=np.float64)
+    if len(data.targets) < 4:
+        raise UsageError(f"{data.source} has only {len(data.targets)} rows; need at least 4 to "
+                         f"train", flag="--data")
     return data
 
 
@@ -180,7 +164,7 @@ class Plan:
         return ["accuracy"] if self.encoding in ("index", "binary01") else []
 
 
-def make_plan(choice: LossChoice, data: Data, flag: str, standardize_target: bool) -> Plan:
+def make_plan(choice: LossChoice, data: Dataset, flag: str, standardize_target: bool) -> Plan:
     s = choice.loss.spec
     name = s.name
     if data.task == "regression":
@@ -190,7 +174,7 @@ def make_plan(choice: LossChoice, data: Data, flag: str, standardize_target: boo
                 f"{data.target_name!r} is continuous; use a regression loss (mse, l1, huber, "
                 f"log_cosh) or pass --task classification with a column of class labels",
                 flag=flag)
-        if s.target_kind == "nonnegative" and np.any(data.y < 0):
+        if s.target_kind == "nonnegative" and np.any(data.targets < 0):
             raise UsageError(f"{flag} {name!r} models non-negative targets (counts) but the "
                              f"target has negative values; use mse, l1, huber or log_cosh",
                              flag=flag)
@@ -204,13 +188,14 @@ def make_plan(choice: LossChoice, data: Data, flag: str, standardize_target: boo
     from losslab.train.outputs import has_probabilities
 
     probabilities = has_probabilities(s)
+    n_classes = data.n_classes or 0
     if choice.role == "binary":
-        if data.n_classes != 2:
+        if n_classes != 2:
             raise UsageError(f"{flag} {name!r} is a two-class loss but the target has "
-                             f"{data.n_classes} classes; use cross_entropy", flag=flag)
+                             f"{n_classes} classes; use cross_entropy", flag=flag)
         return Plan(choice, 1, "pm1" if s.target_kind == "sign" else "binary01", probabilities,
                     False)
-    return Plan(choice, data.n_classes, "index", probabilities, False)
+    return Plan(choice, n_classes, "index", probabilities, False)
 
 
 # --- splits and preparation ---------------------------------------------------------------------
@@ -237,16 +222,16 @@ class Split:
         return self.X_train, self.y_train, "training (no --val-split)"
 
 
-def splits(data: Data, cfg: RunConfig, folds: int = 1,
+def splits(data: Dataset, cfg: RunConfig, folds: int = 1,
            repeats: int = 1) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """``(train rows, held-out rows)`` pairs: one ``--val-split`` split (repeated with new shuffles
     when ``repeats`` > 1), or K folds (stratified for classification), each round reshuffled."""
     from losslab.train.data import train_test_split
 
-    n = len(data.y)
+    n = len(data.targets)
     seed = cfg.fit.seed
-    strat = data.y if data.task == "classification" and np.min(np.bincount(data.y)) >= 2 \
-        else None
+    y = data.targets
+    strat = y if data.task == "classification" and np.min(np.bincount(y)) >= 2 else None
     out: list[tuple[np.ndarray, np.ndarray | None]] = []
     if folds == 1:
         vs = cfg.data.val_split
@@ -313,11 +298,11 @@ def _check_scalable(X: np.ndarray, names: list[str], std: Any | None, dtype: str
                              f"rescale it", flag="--no-standardize")
 
 
-def prepare(data: Data, cfg: RunConfig, train: np.ndarray, val: np.ndarray | None,
+def prepare(data: Dataset, cfg: RunConfig, train: np.ndarray, val: np.ndarray | None,
             label: str = "validation") -> Split:
     from losslab.train.data import Standardizer
 
-    X, y = data.X, data.y
+    X, y = data.X, data.targets
     dt = cfg.fit.dtype
     Xtr, ytr = X[train], y[train]
     Xva, yva = (X[val], y[val]) if val is not None else (None, None)
@@ -546,7 +531,7 @@ def evaluate(trainer: Any, plan: Plan, split: Split, X: np.ndarray, y: np.ndarra
     return result
 
 
-def line_fit(trainer: Any, plan: Plan, split: Split, data: Data,
+def line_fit(trainer: Any, plan: Plan, split: Split, data: Dataset,
              dtype: str) -> dict[str, Any] | None:
     """For one-feature regression: the fitted curve on a grid and its least-squares slope."""
     if data.task != "regression" or data.X.shape[1] != 1:
@@ -563,7 +548,7 @@ def line_fit(trainer: Any, plan: Plan, split: Split, data: Data,
     return {"x": grid, "y": pred, "slope": float(slope), "intercept": float(intercept)}
 
 
-def model_extra(fit_cfg: FitConfig, data: Data, plan: Plan, split: Split) -> dict[str, Any]:
+def model_extra(fit_cfg: FitConfig, data: Dataset, plan: Plan, split: Split) -> dict[str, Any]:
     """What ``predict`` needs besides the weights, stored in the model file's JSON."""
     return {
         "losslab_model": 2,

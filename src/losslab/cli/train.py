@@ -167,7 +167,7 @@ def _train(cfg: TrainConfig, console: Console) -> int:
             plots = pl.plot_history(h, rundir.path)
             if fitline is not None:
                 plots["Fitted line"] = pl.plot_fit(
-                    data.X[:, 0], data.y, {plan.label: (fitline["x"], fitline["y"])},
+                    data.X[:, 0], data.targets, {plan.label: (fitline["x"], fitline["y"])},
                     rundir.path("fit.png"), xlabel=data.feature_names[0],
                     ylabel=data.target_name)
         settings = {**cfg.effective_settings(), "loss": plan.label,

@@ -88,6 +88,13 @@ class Dataset:
         return int(self.X.shape[0])
 
     @property
+    def targets(self) -> np.ndarray:
+        """``y``, for code that needs targets: a ValueError where the rows have none."""
+        if self.y is None:
+            raise ValueError(f"{self.source or 'this data set'} has no targets.")
+        return self.y
+
+    @property
     def n_features(self) -> int:
         return int(self.X.shape[1])
 
