@@ -315,7 +315,7 @@ class SoftmaxPass:
             raise RuntimeError("SoftmaxPass.combine called twice on a consumed buffer")
         if _writable(xp, self.e):
             g, self.e = self.e, None  # the softmax's buffer becomes the gradient
-            g *= scale
+            g = scaled(g, scale)  # no pass for a coefficient of exactly 1 (torch's p, w = 1)
         else:
             g = self.e * scale
         if coef_t is not None:
