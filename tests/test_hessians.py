@@ -196,6 +196,17 @@ def _circle(z, y, *, gamma=80.0, margin=0.4):
     return F.softplus(torch.where(live, p + n, torch.zeros_like(p)))[live].sum()
 
 
+def _multi_similarity(z, y, *, alpha=2.0, beta=50.0, base=0.5):
+    # Wang et al., CVPR 2019, eq. (8), all pairs (pytorch-metric-learning's MultiSimilarityLoss)
+    e = F.normalize(z, dim=1)
+    s = e @ e.T
+    same = y[:, None] == y[None, :]
+    pos = same & ~torch.eye(len(y), dtype=torch.bool)
+    p = torch.where(pos, torch.exp(-alpha * (s - base)), torch.zeros_like(s)).sum(1)
+    n = torch.where(~same, torch.exp(beta * (s - base)), torch.zeros_like(s)).sum(1)
+    return (torch.log1p(p) / alpha + torch.log1p(n) / beta).sum()
+
+
 TORCH_FORMULAS = {
     "multi_margin": _multi_margin,
     "multilabel_margin": _multilabel_margin,
@@ -238,6 +249,7 @@ TORCH_FORMULAS = {
     "arcface": _arcface,
     "cosface": _cosface,
     "circle": _circle,
+    "multi_similarity": _multi_similarity,
 }
 
 
@@ -282,6 +294,7 @@ GRIDS = {
     "arcface": _grid(scale=[4.0, 16.0], margin=[0.3, 0.5], easy_margin=[False, True]),
     "cosface": _grid(scale=[4.0, 16.0], margin=[0.2, 0.35]),
     "circle": _grid(gamma=[4.0, 16.0], margin=[0.25, 0.4]),
+    "multi_similarity": _grid(alpha=[2.0, 0.5], beta=[50.0, 5.0], base=[0.5, -0.2]),
 }
 
 SECOND = [n for n in losslab.available() if losslab.spec(n).hessian is not None]

@@ -1015,3 +1015,87 @@ def circle(xp: Any, input: Any, target: Any, *, gamma: float = 80.0, margin: flo
     return Items(values, grad=grad, denominator=denominator,
                  hess=lambda w: sim.hess(*curvature(w), s),
                  hvp=lambda w, v: sim.hvp(*curvature(w), v))
+
+
+# Multi-similarity.
+
+
+@register(
+    "multi_similarity",
+    input_kind="real",
+    target_kind="group",
+    layout="feature_axis",
+    options={"alpha": TEMPERATURE, "beta": TEMPERATURE, "base": Real()},
+    hessian="indefinite",
+    task="metric learning",
+    formula="log(1 + sum_p exp(-a (s_p - base))) / a + log(1 + sum_n exp(b (s_n - base))) / b",
+    example=_group_example,
+    couples_items=True,
+    module="MultiSimilarityLoss",
+)
+def multi_similarity(
+    xp: Any, input: Any, target: Any, *, alpha: float = 2.0, beta: float = 50.0,
+    base: float = 0.5,
+) -> Items:
+    """Multi-similarity loss: ``l_i = 1/alpha log(1 + sum_{p in P(i)} exp(-alpha (s_ip - base)))
+    + 1/beta log(1 + sum_{n in N(i)} exp(beta (s_in - base)))``.
+
+    ``input`` (N, D) embeddings (normalised inside), ``target`` (N,) integer labels; ``s`` are
+    cosine similarities, ``P(i)`` the other samples with anchor i's label, ``N(i)`` those with
+    another label. Each term is ``softplus(logsumexp(...))`` (stable; an empty set gives 0), one
+    loss per anchor, ``reduction="mean"`` over all N anchors (pytorch-metric-learning's
+    MeanReducer).
+
+    Gradient: with ``A_i``, ``B_i`` the two logsumexps, ``q`` and ``r`` their softmaxes over
+    ``P(i)`` and ``N(i)``: ``dL/ds_ip = -w_i sigmoid(A_i) q_ip``, ``dL/ds_in = w_i sigmoid(B_i)
+    r_in``, then ``(G + G^T) z^`` and through the normalisation. Hessian w.r.t. row i of ``S``:
+    ``w_i alpha sigmoid(A_i) [diag(q) - sigmoid(A_i) q q^T] + w_i beta sigmoid(B_i) [diag(r) -
+    sigmoid(B_i) r r^T]``, through the self-similarity (module docstring); indefinite.
+
+    Options: ``alpha`` (> 0; 2), ``beta`` (> 0; 50), ``base`` (the similarity margin lambda;
+    0.5): the paper's and pytorch-metric-learning's defaults. Same as pytorch-metric-learning's
+    ``MultiSimilarityLoss(alpha, beta, base)`` with its default CosineSimilarity and all pairs;
+    the paper's hard-pair mining (epsilon, PML's ``MultiSimilarityMiner``) selects pairs before
+    the loss and is not part of it.
+    Reference: Wang, Han, Huang, Dong and Scott, "Multi-Similarity Loss with General Pair
+    Weighting for Deep Metric Learning", CVPR 2019, eq. (8).
+    """
+    _check_rows(xp, "input", input)
+    n = int(input.shape[0])
+    if tuple(target.shape) != (n,):
+        raise ValueError(f"target must have shape ({n},); got {tuple(target.shape)}.")
+    if n == 0:
+        return _empty(xp, input)
+    zn = _Normalized(xp, input)
+    s = xp.matmul(zn.unit, _t(xp, zn.unit))
+    pos, neg, _ = _pair_masks(xp, target, s)
+    pos_logit, neg_logit = alpha * (base - s), beta * (s - base)
+    lse_p = _masked_logsumexp(xp, pos_logit, pos)
+    lse_n = _masked_logsumexp(xp, neg_logit, neg)
+    values = softplus(xp, lse_p) / alpha + softplus(xp, lse_n) / beta
+    sig_p, sig_n = sigmoid(xp, lse_p)[:, None], sigmoid(xp, lse_n)[:, None]  # 0 for no pairs
+
+    def parts(w: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """``w sigmoid(A)``, ``w sigmoid(B)``, the two softmaxes, and ``G = dL/dS``."""
+        # The logits of other pairs at -inf before exp (no overflow where a row has none).
+        q = xp.exp(xp.where(pos, pos_logit - xp.where(xp.isfinite(lse_p), lse_p, 0.0)[:, None],
+                            -math.inf))
+        r = xp.exp(xp.where(neg, neg_logit - xp.where(xp.isfinite(lse_n), lse_n, 0.0)[:, None],
+                            -math.inf))
+        wp, wn = w * sig_p, w * sig_n
+        return wp, wn, q, r, wn * r - wp * q
+
+    def grad(w: Any) -> Any:
+        g = parts(w)[4]
+        return zn.back(xp.matmul(g + _t(xp, g), zn.unit))
+
+    sim = _Similarity(xp, zn, None, 1.0)
+
+    def curvature(w: Any) -> tuple[Any, _Curvature]:
+        wp, wn, q, r, g = parts(w)
+        diag = (alpha * wp) * q + (beta * wn) * r
+        return g, _Curvature(xp, diag, rows=[(-alpha * wp * sig_p, q), (-beta * wn * sig_n, r)])
+
+    return Items(values, grad=grad,
+                 hess=lambda w: sim.hess(*curvature(w), s),
+                 hvp=lambda w, v: sim.hvp(*curvature(w), v))
