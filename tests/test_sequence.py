@@ -11,7 +11,6 @@ import torch.nn.functional as F
 import losslab
 from losslab.losses._lattice import (
     Lattice,
-    collection_paused,
     gather_states,
     log_backward,
     log_forward,
@@ -217,21 +216,3 @@ def test_gather_states_and_sum_states_by_class_on_every_backend():
         lattice = Lattice.gathered(xp, a, e, _as(kind, np.zeros((3, 6), dtype=bool)))
         np.testing.assert_array_equal(np.asarray(lattice.emit), want_emit)
 
-
-def test_collection_paused_restores_the_collector():
-    import gc
-
-    assert gc.isenabled()
-    with collection_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with collection_paused():
-            pass
-        assert not gc.isenabled()  # someone else's choice is kept
-    finally:
-        gc.enable()
-    with pytest.raises(RuntimeError), collection_paused():
-        raise RuntimeError
-    assert gc.isenabled()

@@ -44,10 +44,7 @@ gradient).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import array_api_compat
@@ -57,7 +54,6 @@ from losslab.losses._primitives import exp_flushed
 
 __all__ = [
     "Lattice", "log_forward", "log_backward", "logaddexp", "gather_states", "sum_states_by_class",
-    "collection_paused",
 ]
 
 _NEG = -math.inf
@@ -85,28 +81,6 @@ def _pad(xp: Any, a: Any, front: bool) -> Any:
     pad = xp.full(tuple(a.shape[:2]) + (2,), _NEG, dtype=a.dtype,
                   device=array_api_compat.device(a))
     return xp.concat([pad, a] if front else [a, pad], axis=2)
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for a block (and left as it was after).
-
-    The in-place recursions make a view per frame up front (about 2,000 tensor objects for
-    T=200), alive for the whole loop. Collections that run meanwhile (every 700 allocations)
-    cannot free them and promote them, and every 25% growth of the oldest generation triggers a
-    full collection of the interpreter's heap (169,000 objects with torch, JAX and NumPy
-    imported): measured, the views of one forward pass cost 3.0 ms so, 0.27 ms paused. Nothing
-    is kept: reference counting frees the views when the loop ends. The pause is a few
-    milliseconds; a collector that another part of the program disabled stays disabled.
-    """
-    enabled = gc.isenabled()
-    if enabled:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _frames(mod: Any, a: Any) -> list[Any] | tuple[Any, ...]:
@@ -214,8 +188,7 @@ class Lattice:
         if self._fast is None:
             self._alpha = self._forward_stacked()
             return self._alpha
-        with collection_paused():
-            return self._forward_flat()
+        return self._forward_flat()
 
     def _forward_flat(self) -> Any:
         emit, t_len, n, s_len = self.emit, self.t_len, self.n, self.s_len
@@ -257,8 +230,7 @@ class Lattice:
         start = (frames[:, None] == last[None, :])[..., None]  # (T, N, 1)
         if self._fast is None:
             return self._backward_stacked(start, init)
-        with collection_paused():
-            return self._backward_flat(start, init, last).states
+        return self._backward_flat(start, init, last).states
 
     def posteriors(self, last: Any, init: Any) -> Any:
         """``exp(alpha + beta)`` (T, N, S), after ``forward()``; ``init`` as for ``backward``
@@ -275,8 +247,7 @@ class Lattice:
             post = exp_flushed(xp, self.backward(last, init) + self._alpha)
         else:
             start = (frames[:, None] == last[None, :])[..., None]
-            with collection_paused():
-                beta = self._backward_flat(start, init, last)
+            beta = self._backward_flat(start, init, last)
             with np.errstate(invalid="ignore"):  # inf - inf past a last frame: masked below
                 beta.buf += self._alpha.buf
             exp_flushed(xp, beta.buf, overwrite=True)
