@@ -196,6 +196,12 @@ def _circle(z, y, *, gamma=80.0, margin=0.4):
     return F.softplus(torch.where(live, p + n, torch.zeros_like(p)))[live].sum()
 
 
+def _contrastive(x1, x2, y, *, margin=1.0):
+    # Hadsell, Chopra and LeCun, CVPR 2006, eq. (4), labels -1/+1 (+1 similar)
+    d = torch.linalg.vector_norm(x1 - x2, dim=-1)
+    return torch.where(y > 0, 0.5 * d**2, 0.5 * torch.clamp(margin - d, min=0.0) ** 2).sum()
+
+
 def _multi_similarity(z, y, *, alpha=2.0, beta=50.0, base=0.5):
     # Wang et al., CVPR 2019, eq. (8), all pairs (pytorch-metric-learning's MultiSimilarityLoss)
     e = F.normalize(z, dim=1)
@@ -250,6 +256,7 @@ TORCH_FORMULAS = {
     "cosface": _cosface,
     "circle": _circle,
     "multi_similarity": _multi_similarity,
+    "contrastive": _contrastive,
 }
 
 
@@ -295,6 +302,7 @@ GRIDS = {
     "cosface": _grid(scale=[4.0, 16.0], margin=[0.2, 0.35]),
     "circle": _grid(gamma=[4.0, 16.0], margin=[0.25, 0.4]),
     "multi_similarity": _grid(alpha=[2.0, 0.5], beta=[50.0, 5.0], base=[0.5, -0.2]),
+    "contrastive": _grid(margin=[0.5, 1.0, 2.0]),
 }
 
 SECOND = [n for n in losslab.available() if losslab.spec(n).hessian is not None]
