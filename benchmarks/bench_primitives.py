@@ -152,15 +152,67 @@ def rows(rng: np.random.Generator):
     a = np.abs(x)
     yield ("clamp_above (NumPy, nothing to clamp)", "one max reduction vs minimum(a, 20)",
            lambda: P.clamp_above(np, a, 20.0), lambda: np.minimum(a, 20.0))
+    yield from _lattice_rows(rng)
+
+
+def _strided_forward(emit: torch.Tensor, skip_add: torch.Tensor) -> torch.Tensor:
+    """The CTC forward recursion on (N, S) frames of a (T, N, S + 2) buffer, the layout
+    ``Lattice`` replaced (its frames' views made once, as there)."""
+    t_len, n, s_len = emit.shape
+    alpha = emit.new_full((t_len, n, s_len + 2), -np.inf)
+    alpha[0, :, 2:4] = emit[0, :, :2]
+    tmp = torch.empty_like(emit[0])
+    here, back1, back2 = (alpha[:, :, k : k + s_len].unbind(0) for k in (2, 1, 0))
+    emits = emit.unbind(0)
+    for t in range(1, t_len):
+        torch.logaddexp(here[t - 1], back1[t - 1], out=here[t])
+        torch.add(back2[t - 1], skip_add, out=tmp)
+        torch.logaddexp(here[t], tmp, out=here[t])
+        torch.add(here[t], emits[t], out=here[t])
+    return alpha[:, :, 2:]
+
+
+def _lattice_rows(rng: np.random.Generator):
+    """CTC's primitives (losses/_lattice.py, exp_flushed) at the issue-14 benchmark's size:
+    T=200, N=32, C=50, S=40 (81 states)."""
+    from losslab.losses import _lattice as lat
+
+    t_len, n, c, s_len = 200, 32, 50, 81
+    lp = torch.from_numpy(rng.standard_normal((t_len, n, c), dtype=np.float32)).log_softmax(2)
+    ext = torch.from_numpy(rng.integers(0, c, size=(n, s_len)))
+    xt = array_api_compat.array_namespace(lp)
+    # log-posteriors as CTC's: most far below float's normal range, a fifth -inf
+    logpost = torch.from_numpy(-rng.uniform(0.0, 300.0, size=(t_len, n, s_len)).astype(np.float32))
+    logpost[torch.from_numpy(rng.random((t_len, n, s_len)) < 0.2)] = -np.inf
+    yield ("exp_flushed (torch, CTC log-posteriors)", "clamp, exp, threshold vs torch.exp",
+           lambda: P.exp_flushed(xt, logpost), lambda: torch.exp(logpost))
+    yield ("gather_states (torch)", "gather, index broadcast by a stride-0 view vs "
+           "take_along_dim", lambda: lat.gather_states(xt, lp, ext),
+           lambda: torch.take_along_dim(lp, ext[None], dim=2))
+    occ = torch.from_numpy(rng.random((t_len, n, s_len), dtype=np.float32))
+    onehot = torch.nn.functional.one_hot(ext, c).to(torch.float32)
+    yield ("sum_states_by_class (torch)", "scatter_add_ vs bmm with a one-hot",
+           lambda: lat.sum_states_by_class(xt, occ, ext, c),
+           lambda: torch.bmm(occ.permute(1, 0, 2), onehot).permute(1, 0, 2))
+    skip = torch.from_numpy(rng.random((n, s_len)) < 0.4)
+    skip[:, :2] = False
+    emit = lat.gather_states(xt, lp, ext)
+    skip_add = torch.where(skip, 0.0, -np.inf)
+    yield ("Lattice.forward (torch, flat rows)", "one flat row a frame vs (N, S) strided frames",
+           lambda: lat.Lattice(xt, emit, skip).forward(), lambda: _strided_forward(emit, skip_add))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--only", default="", help="comma-separated texts: the rows whose label "
+                        "contains one (printed; the results file is written by full runs only)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     results = []
     for label, what, new, old in rows(np.random.default_rng(0)):
+        if args.only and not any(part in label for part in args.only.split(",")):
+            continue
         tn, to, r, q1, q3 = paired(new, old, args.rounds)
         results.append((label, what, tn, to, r, q1, q3))
         print(f"{label:40s} {tn * 1e3:8.2f} ms vs {to * 1e3:8.2f} ms  ratio {r:.2f} "
@@ -177,8 +229,9 @@ def main() -> None:
                      f"{q1:.2f}-{q3:.2f} |")
     text = "\n".join(lines)
     print(text)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "primitives.md").write_text(text + "\n")
+    if not args.only:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "primitives.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

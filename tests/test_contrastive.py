@@ -1,6 +1,7 @@
-"""Contrastive and metric-learning losses: FD over options, each paper's formula in torch
-autograd, torch's triplet_margin_with_distance_loss, pytorch-metric-learning's SupConLoss and
-NTXentLoss (2.9), Keras's circle (keras 3 ``losses.circle``, written here in torch)."""
+"""Contrastive and metric-learning losses: FD over options (gradients and Hessians), each paper's
+formula in torch autograd, torch's triplet_margin_with_distance_loss, pytorch-metric-learning's
+SupConLoss, NTXentLoss and MultiSimilarityLoss (2.9), Keras's circle (keras 3 ``losses.circle``,
+written here in torch)."""
 
 import math
 
@@ -25,6 +26,8 @@ def test_options_finite_differences():
                   [{"distance": "cosine"}, {"distance": "cosine", "swap": True, "margin": 0.3},
                    {"swap": True}])
     check_options("circle", [{"gamma": 4.0, "margin": 0.25}])
+    check_options("multi_similarity", [{"alpha": 1.0, "beta": 5.0, "base": 0.2},
+                                       {"alpha": 4.0, "beta": 20.0, "base": -0.3}])
 
 
 def _compare(ours_fn, ref_fn, arrays, n_diff):
@@ -175,3 +178,45 @@ def test_bad_input_refused():
         losslab.get("triplet_margin_with_distance", distance="manhattan")
     with pytest.raises(ValueError, match=r"target must hold labels -1 or \+1"):
         losslab.get("contrastive")(q, q, np.array([0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="alpha"):
+        losslab.get("multi_similarity", alpha=0.0)
+    with pytest.raises(ValueError, match=r"target must have shape \(3,\)"):
+        losslab.get("multi_similarity")(q, np.array([0, 1]))
+
+
+@pytest.mark.parametrize(("alpha", "beta", "base"), [(2.0, 50.0, 0.5), (1.0, 4.0, 0.1)])
+def test_multi_similarity_equals_pytorch_metric_learning(alpha, beta, base):
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    rng = np.random.default_rng(7)
+    z, y = rng.normal(size=(9, 5)), np.array([0, 0, 1, 1, 1, 2, 3, 3, 4])  # 2, 4: no positive
+    yt = torch.tensor(y)
+    _compare(lambda z: lt.multi_similarity(z, yt, alpha=alpha, beta=beta, base=base),
+             lambda z: pml.MultiSimilarityLoss(alpha=alpha, beta=beta, base=base)(z, yt), [z], 1)
+
+
+def test_multi_similarity_equals_wang_et_al():
+    z, y = losslab.spec("multi_similarity").example(np.random.default_rng(8))
+    yt = torch.tensor(y)
+
+    def paper(z, a=2.0, b=50.0, lam=0.5):  # Wang et al., CVPR 2019, eq. (8), all pairs
+        e = F.normalize(z, dim=1)
+        s = e @ e.T
+        same = yt[:, None] == yt[None, :]
+        pos = same & ~torch.eye(len(yt), dtype=torch.bool)
+        neg = ~same
+        p = torch.where(pos, torch.exp(-a * (s - lam)), torch.zeros_like(s)).sum(1)
+        n = torch.where(neg, torch.exp(b * (s - lam)), torch.zeros_like(s)).sum(1)
+        return (torch.log1p(p) / a + torch.log1p(n) / b).mean()
+
+    _compare(lambda z: lt.multi_similarity(z, yt), paper, [z], 1)
+
+
+def test_multi_similarity_extreme_similarities_are_finite():
+    # beta = 50 with similarities near 1: exp(25) terms, handled by logsumexp
+    z = np.array([[1.0, 0.0], [1.0, 1e-9], [1.0, 2e-9], [0.0, 1.0]])
+    y = np.array([0, 1, 1, 0])
+    for dtype in ("float32", "float64"):
+        v, g = losslab.get("multi_similarity", beta=200.0).value_and_grad(z.astype(dtype), y)
+        assert np.isfinite(v) and np.all(np.isfinite(g))
+    h = losslab.get("multi_similarity", beta=200.0).hess(z, y)
+    assert np.all(np.isfinite(h))

@@ -134,6 +134,85 @@ def _multilabel_margin(x, y):
     return (z * mask).sum() / c
 
 
+def _info_nce(q, k, *, temperature=0.07, symmetric=False):
+    # van den Oord et al. 2018, eq. (4); CLIP (Radford et al. 2021, Fig. 3) for symmetric:
+    # cross-entropy over normalised similarities, key i the positive of query i
+    logits = F.normalize(q, dim=1) @ F.normalize(k, dim=1).T / temperature
+    labels = torch.arange(q.shape[0])
+    row = F.cross_entropy(logits, labels, reduction="none")
+    if symmetric:
+        row = 0.5 * (row + F.cross_entropy(logits.T, labels, reduction="none"))
+    return row.sum()
+
+
+def _supcon(z, y, *, temperature=0.07):
+    # Khosla et al. 2020, eq. (2) (L_out); anchors without positives dropped, as
+    # pytorch-metric-learning's SupConLoss
+    e = F.normalize(z, dim=1)
+    s = e @ e.T / temperature
+    off = ~torch.eye(len(y), dtype=torch.bool)
+    pos = (y[:, None] == y[None, :]) & off
+    logp = s - torch.logsumexp(s.masked_fill(~off, -math.inf), dim=1, keepdim=True)
+    count = pos.sum(1)
+    per = -(logp * pos).sum(1) / count.clamp_min(1)
+    return per[count > 0].sum()
+
+
+def _margin_logits(x, y, w, scale, target_logit):
+    cos = F.normalize(x, dim=1) @ F.normalize(w, dim=1).T
+    c = cos.gather(1, y[:, None])
+    return F.cross_entropy(scale * cos.scatter(1, y[:, None], target_logit(c)), y,
+                           reduction="sum")
+
+
+def _arcface(x, y, w, *, scale=64.0, margin=0.5, easy_margin=False):
+    # insightface ArcMarginProduct (Deng et al. 2019, eq. 3), with its theta + m > pi fallback
+    def target(c):
+        phi = c * math.cos(margin) - torch.sqrt(1 - c * c) * math.sin(margin)
+        if easy_margin:
+            return torch.where(c > 0, phi, c)
+        return torch.where(c > math.cos(math.pi - margin), phi, c - math.sin(margin) * margin)
+
+    return _margin_logits(x, y, w, scale, target)
+
+
+def _cosface(x, y, w, *, scale=64.0, margin=0.35):
+    # Wang et al. 2018 (CosFace), eq. (4)
+    return _margin_logits(x, y, w, scale, lambda c: c - margin)
+
+
+def _circle(z, y, *, gamma=80.0, margin=0.4):
+    # keras 3 losses.circle on L2-normalised rows (Sun et al. 2020, eq. 6), summed
+    e = F.normalize(z, dim=1)
+    d = torch.clamp(1 - e @ e.T, min=0.0)
+    same = y[:, None] == y[None, :]
+    pos = same & ~torch.eye(len(y), dtype=torch.bool)
+    neg = ~same
+    pw = torch.clamp((margin + d) * pos, min=0.0)
+    nw = torch.clamp((1 + margin - d) * neg, min=0.0)
+    p = torch.logsumexp(torch.where(pos, -gamma * pw * (margin - d), -math.inf), dim=1)
+    n = torch.logsumexp(torch.where(neg, gamma * nw * ((1 - margin) - d), -math.inf), dim=1)
+    live = torch.isfinite(p) & torch.isfinite(n)
+    return F.softplus(torch.where(live, p + n, torch.zeros_like(p)))[live].sum()
+
+
+def _contrastive(x1, x2, y, *, margin=1.0):
+    # Hadsell, Chopra and LeCun, CVPR 2006, eq. (4), labels -1/+1 (+1 similar)
+    d = torch.linalg.vector_norm(x1 - x2, dim=-1)
+    return torch.where(y > 0, 0.5 * d**2, 0.5 * torch.clamp(margin - d, min=0.0) ** 2).sum()
+
+
+def _multi_similarity(z, y, *, alpha=2.0, beta=50.0, base=0.5):
+    # Wang et al., CVPR 2019, eq. (8), all pairs (pytorch-metric-learning's MultiSimilarityLoss)
+    e = F.normalize(z, dim=1)
+    s = e @ e.T
+    same = y[:, None] == y[None, :]
+    pos = same & ~torch.eye(len(y), dtype=torch.bool)
+    p = torch.where(pos, torch.exp(-alpha * (s - base)), torch.zeros_like(s)).sum(1)
+    n = torch.where(~same, torch.exp(beta * (s - base)), torch.zeros_like(s)).sum(1)
+    return (torch.log1p(p) / alpha + torch.log1p(n) / beta).sum()
+
+
 TORCH_FORMULAS = {
     "multi_margin": _multi_margin,
     "multilabel_margin": _multilabel_margin,
@@ -171,6 +250,13 @@ TORCH_FORMULAS = {
     "gamma_deviance": lambda x, y: (y * torch.exp(-x) + x - 1 - torch.log(y)).sum(),
     # Freund & Schapire (1997): exp(-y f)
     "exponential": lambda x, y: torch.exp(-y * x).sum(),
+    "info_nce": _info_nce,
+    "supcon": _supcon,
+    "arcface": _arcface,
+    "cosface": _cosface,
+    "circle": _circle,
+    "multi_similarity": _multi_similarity,
+    "contrastive": _contrastive,
 }
 
 
@@ -210,6 +296,13 @@ GRIDS = {
     "pseudo_huber": _grid(delta=[0.5, 1.0, 3.0]),
     "expectile": _grid(expectile=[0.1, 0.5, 0.9]),
     "mape": _grid(epsilon=[1.0, 1e-3]),
+    "info_nce": _grid(temperature=[0.07, 0.5], symmetric=[False, True]),
+    "supcon": _grid(temperature=[0.1, 0.5]),
+    "arcface": _grid(scale=[4.0, 16.0], margin=[0.3, 0.5], easy_margin=[False, True]),
+    "cosface": _grid(scale=[4.0, 16.0], margin=[0.2, 0.35]),
+    "circle": _grid(gamma=[4.0, 16.0], margin=[0.25, 0.4]),
+    "multi_similarity": _grid(alpha=[2.0, 0.5], beta=[50.0, 5.0], base=[0.5, -0.2]),
+    "contrastive": _grid(margin=[0.5, 1.0, 2.0]),
 }
 
 SECOND = [n for n in losslab.available() if losslab.spec(n).hessian is not None]

@@ -139,3 +139,25 @@ def test_within_and_clamp_above():
     a = np.array([1.0, 3.0])
     assert P.clamp_above(np, a, 5.0) is a  # nothing to clamp: no pass
     np.testing.assert_array_equal(P.clamp_above(np, a, 2.0), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_exp_flushed_is_exp_except_below_twice_e_tiny(dtype, overwrite):
+    tiny = float(np.finfo(dtype).tiny)
+    lo = np.log(tiny)
+    x = np.array([0.0, -1.0, -30.0, lo + 2.0, lo + 1.0, lo + 0.5, lo, lo - 20.0, -1e4, -np.inf,
+                  np.nan, np.inf, 3.0], dtype=dtype)
+    want = np.exp(x.astype(np.float64))
+    want[want <= 2 * np.e * tiny] = 0.0
+    for name, a, xp, to_np in _backends(x):
+        before = to_np(a).copy()
+        got = to_np(P.exp_flushed(xp, a, overwrite=overwrite))
+        assert got.dtype == np.dtype(dtype), name
+        if name == "strict":  # plain exp there: no flush
+            np.testing.assert_allclose(got, np.exp(before), rtol=1e-6)
+            continue
+        np.testing.assert_allclose(got, want.astype(dtype), rtol=1e-6, atol=0, err_msg=name)
+        assert np.isnan(got[10]) and got[11] == np.inf and got[9] == 0.0, name
+        if not overwrite:
+            np.testing.assert_array_equal(to_np(a), before)  # the input is left alone

@@ -1,13 +1,21 @@
 """ctc against torch.nn.functional.ctc_loss (torch 2.13, float64): values equal; gradients equal
 through a log_softmax (torch's backward on raw log-probabilities adds exp(log_probs))."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import losslab
-from losslab.losses._lattice import log_backward, log_forward
+from losslab.losses._lattice import (
+    Lattice,
+    gather_states,
+    log_backward,
+    log_forward,
+    sum_states_by_class,
+)
 
 
 def _case(seed, t=12, n=4, c=6, s=4):
@@ -118,3 +126,93 @@ def test_bad_input_refused():
         loss(lp, tg, il[:2], tl)
     with pytest.raises(TypeError, match="blank"):
         losslab.get("ctc", blank=1.5)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_padding_frames_stay_out_of_every_sample(bad):
+    """Frames past a sample's input length are ignored (torch's semantics), whatever they hold:
+    the in-place lattice lays the samples side by side in one row, and not even a NaN in one
+    sample's padding reaches its neighbours or its own gradient."""
+    z, tg, il, tl = _case(5)
+    lp = torch.tensor(z).log_softmax(2).numpy()
+    il = il.copy()
+    il[1] = max(int(il[1]) - 3, int(2 * tl[1] + 1))  # sample 1 ends early ...
+    lp[int(il[1]):, 1, :] = bad  # ... and its padding frames hold garbage
+    loss = losslab.get("ctc", reduction="none")
+    for namespace in (np.asarray, torch.tensor):
+        v, g = loss.value_and_grad(*[namespace(a) for a in (lp, tg, il, tl)])
+        v, g = np.asarray(v), np.asarray(g)
+        assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+        assert np.all(g[int(il[1]):, 1, :] == 0)
+        for n in range(lp.shape[1]):  # each sample as if alone
+            vn, gn = loss.value_and_grad(*[namespace(a) for a in (
+                lp[:, n], tg[n, : int(tl[n])], il[n], tl[n])])
+            np.testing.assert_allclose(v[n], np.asarray(vn), rtol=1e-12)
+            np.testing.assert_allclose(g[:, n], np.asarray(gn), rtol=1e-10, atol=1e-14)
+
+
+def _lattice_case(seed, t=9, n=3, s=7):
+    rng = np.random.default_rng(seed)
+    emit = rng.normal(size=(t, n, s)) * 3 - 2
+    emit[rng.random(size=emit.shape) < 0.1] = -np.inf  # states that cannot emit
+    skip = rng.random(size=(n, s)) < 0.5
+    skip[:, :2] = False
+    last = np.array([t - 1, t - 3, 0])[:n]
+    init = np.where(rng.random(size=(n, s)) < 0.4, 0.0, -np.inf)
+    return emit, skip, last, init
+
+
+def _as(kind, a):
+    import array_api_strict as xs
+
+    return {"numpy": np.asarray, "torch": torch.tensor, "strict": xs.asarray}[kind](a)
+
+
+def test_lattice_in_place_and_stacked_paths_agree():
+    """The flat in-place recursions (NumPy, torch) equal the out-of-place stacked ones
+    (array-api-strict), -inf emissions and samples ending early included."""
+    import array_api_compat
+
+    emit, skip, last, init = _lattice_case(1)
+    got = {}
+    for kind in ("numpy", "torch", "strict"):
+        e, k, la, i = (_as(kind, a) for a in (emit, skip, last, init))
+        xp = array_api_compat.array_namespace(e)
+        lattice = Lattice(xp, e, k)
+        alpha = np.asarray(lattice.forward())
+        beta = np.asarray(lattice.backward(la, i))
+        post = np.asarray(lattice.posteriors(la, i))
+        got[kind] = alpha, beta, post
+    for kind in ("numpy", "torch"):
+        for a, b in zip(got[kind], got["strict"]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    alpha, beta, post = got["numpy"]
+    with np.errstate(invalid="ignore"):
+        want = np.exp(alpha + beta)
+    want[np.arange(emit.shape[0])[:, None] > last[None, :]] = 0.0
+    np.testing.assert_allclose(post, np.nan_to_num(want), rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(got["numpy"][0], log_forward(np, emit, skip))
+    np.testing.assert_array_equal(got["numpy"][1], log_backward(np, emit, skip, last, init))
+
+
+def test_gather_states_and_sum_states_by_class_on_every_backend():
+    import array_api_compat
+
+    rng = np.random.default_rng(2)
+    lp = rng.normal(size=(5, 3, 4))
+    ext = rng.integers(0, 4, size=(3, 6))
+    occ = rng.random(size=(5, 3, 6))
+    want_emit = np.stack([[lp[t, n, ext[n]] for n in range(3)] for t in range(5)])
+    want_sum = np.zeros((5, 3, 4))
+    for t in range(5):
+        for n in range(3):
+            np.add.at(want_sum[t, n], ext[n], occ[t, n])
+    for kind in ("numpy", "torch", "strict"):
+        a, e, o = _as(kind, lp), _as(kind, ext), _as(kind, occ)
+        xp = array_api_compat.array_namespace(a)
+        np.testing.assert_array_equal(np.asarray(gather_states(xp, a, e)), want_emit)
+        np.testing.assert_allclose(np.asarray(sum_states_by_class(xp, o, e, 4)), want_sum,
+                                   rtol=1e-14)
+        lattice = Lattice.gathered(xp, a, e, _as(kind, np.zeros((3, 6), dtype=bool)))
+        np.testing.assert_array_equal(np.asarray(lattice.emit), want_emit)
+

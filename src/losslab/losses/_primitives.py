@@ -38,6 +38,7 @@ __all__ = [
     "add_at_labels",
     "row_dot",
     "row_affine",
+    "exp_flushed",
 ]
 
 
@@ -315,7 +316,7 @@ class SoftmaxPass:
             raise RuntimeError("SoftmaxPass.combine called twice on a consumed buffer")
         if _writable(xp, self.e):
             g, self.e = self.e, None  # the softmax's buffer becomes the gradient
-            g *= scale
+            g = scaled(g, scale)  # no pass for a coefficient of exactly 1 (torch's p, w = 1)
         else:
             g = self.e * scale
         if coef_t is not None:
@@ -421,3 +422,34 @@ def row_affine(xp: Any, t: Any, slope: Any, offset: Any) -> Any:
         g += offset
         return g
     return g + offset
+
+
+def exp_flushed(xp: Any, x: Any, *, overwrite: bool = False) -> Any:
+    """``exp(x)`` with results up to ``2 e tiny`` (6.4e-38 in float32, 1.2e-307 in float64)
+    flushed to 0; NaN and infinities as ``exp``. ``overwrite=True`` writes the result into
+    ``x`` (an array the caller owns) where the namespace allows it.
+
+    Posteriors such as CTC's occupancies are ``exp`` of log-values most of which lie far below
+    float's normal range or at ``-inf``. torch's CPU ``exp`` leaves its vector path for such
+    arguments (measured on 518,400 float32 values: 0.44 ms for ordinary ones, 1.5 ms for
+    ``-inf``, 5 ms below -104, 16 ms where the result is subnormal, ``exp(log(tiny))`` included),
+    as does NumPy's float64 ``exp`` (3 ms at -800). So the arguments are clamped at
+    ``log(tiny) + 1`` first (every element stays on the fast path), and what that lifted is set
+    back to 0 by a threshold on the result (torch's in-place ``threshold_``, which keeps NaN, no
+    mask array: 0.5 ms for all three passes against 1.7 ms with a boolean mask). The flush
+    changes results by less than 2 e tiny. Other namespaces: plain ``exp``.
+    """
+    if isinstance(x, np.ndarray):
+        lo = math.log(float(np.finfo(x.dtype).tiny)) + 1.0
+        y = np.maximum(x, lo, out=x if overwrite else None)
+        np.exp(y, out=y)
+        np.copyto(y, 0.0, where=y <= 2.0 * math.exp(lo))
+        return y
+    if (array_api_compat.is_torch_namespace(xp) and x.device.type == "cpu"
+            and not x.requires_grad):
+        import torch
+
+        lo = math.log(torch.finfo(x.dtype).tiny) + 1.0
+        t = x.clamp_(min=lo) if overwrite else torch.clamp(x, min=lo)
+        return torch.threshold_(t.exp_(), 2.0 * math.exp(lo), 0.0)
+    return xp.exp(x)

@@ -1,52 +1,190 @@
 """Contrastive and metric-learning losses: embeddings pulled towards their positives and pushed
 from their negatives, mostly through cosine similarities of L2-normalised rows.
 
-The losses over a similarity MATRIX (info_nce, supcon, arcface, cosface, circle) share inputs
-between items (a key is every query's negative; the class-weight matrix serves every sample), so
-they declare ``couples_items``: the adapters pass the real per-item cotangent into ``grad(w)``.
-Their gradients are the matrix chain rule, written once in ``_Normalized``: the loss's
-derivative ``G = dL/dS`` with respect to the cosine matrix ``S = a^ b^T``, then ``G b^`` (and
-``G^T a^``) back through the row normalisation ``a^ = a / |a|``, whose Jacobian is
-``(I - a^ a^T) / |a|``. Their second derivatives couple every entry of the matrix and are not
-provided (``hessian=None``); the pair and triplet losses have theirs.
+The losses over a similarity MATRIX (info_nce, supcon, arcface, cosface, circle,
+multi_similarity) share inputs between items (a key is every query's negative; the class-weight
+matrix serves every sample), so they declare ``couples_items``: the adapters pass the real
+per-item cotangent into ``grad(w)``. Their derivatives are the matrix chain rule, written once
+here. First order: the loss's derivative ``G = dL/dS`` with respect to the similarity matrix
+``S = c a^ b^T`` (``c`` a constant such as ``1/temperature``), then ``c G b^`` (and ``c G^T a^``)
+back through the row normalisation ``a^ = a / |a|``, whose Jacobian is ``J = (I - a^ a^T) / |a|``
+(``_Normalized.back``). For a self-similarity ``S = c z^ z^T`` (supcon, circle) the row ``z^_i``
+enters row i and column i: ``dL/dz^ = c (G + G^T) z^``.
+
+Second order (w.r.t. the first input only, the keys / class weights held fixed): every one of
+these losses is a sum of functions of the ROWS of ``S`` (CLIP's symmetric InfoNCE adds functions
+of its columns), and each row function's Hessian has the form ``diag(D_i) + sum_k gamma_ik q_ik
+q_ik^T`` (a softmax's ``diag(p) - p p^T``, circle's three rank-one terms): ``_Curvature`` holds
+``D``, the ``(gamma, Q)`` pairs, and applies the Hessian to a direction ``E`` of ``S``. Then
+
+- ``hvp``: ``da^ = J v``, ``dS = c da^ b^T`` (self: ``c (da^ z^T + z^ da^T)``), ``dG = H_S[dS]``,
+  ``d(dL/da^) = c dG b^`` (self: ``c ((dG + dG^T) z^ + (G + G^T) da^)``), and back through the
+  normalisation with its own second derivative (``_Normalized.back_hvp``): for ``g = dL/da^``,
+  ``d(J g) = J dg - (da^ (a^ . g) + a^ (da^ . g)) / |a| - (J g)(a^ . v) / |a|``.
+- ``hess`` (the diagonal): row i's block of the Hessian w.r.t. ``a^_i`` is
+  ``H_i = c^2 [b^T diag(D~_i) b + sum_k gamma_ik (b^T q_ik)(b^T q_ik)^T]``, with ``D~`` = ``D``
+  plus the diagonal entries the column terms put in row i (self-similarity: plus the transposed
+  diagonal entries ``d^2 f / dS_ji^2`` of every row, as ``z^_i`` is also column i). Its diagonal,
+  ``H_i a^_i`` and ``a^_i^T H_i a^_i`` are three matrix products (``D~ @ (b * b)``,
+  ``(D~ * cos) @ b``, ``Q_k @ b``), and ``(H_dd - 2 a^_d (H a^)_d + a^_d^2 a^T H a^) / |a|^2``
+  plus the normalisation's own term ``(-2 a^_d (g_d - a^_d (a^ . g)) - (a^ . g)(1 - a^_d^2)) /
+  |a|^2`` is the diagonal w.r.t. ``a`` (``_Normalized.second``).
+
+These Hessians are indefinite (the normalisation alone makes them so: the loss is constant along
+``a``, where the curvature is negative). The pair and triplet losses have their own.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from losslab.losses._constraints import Boolean, Choice, Real
-from losslab.losses._primitives import log_softmax, logsumexp, sigmoid, softplus
+from losslab.losses._primitives import (
+    SoftmaxPass,
+    add_at_labels,
+    log_softmax,
+    logsumexp,
+    sigmoid,
+    softplus,
+)
 from losslab.losses._registry import Items, register
 from losslab.losses._validation import check_ndim, check_same_dtype
 from losslab.losses.embedding import triplet_margin
 
 __all__ = [
     "info_nce", "supcon", "arcface", "cosface", "contrastive", "triplet_margin_with_distance",
-    "circle",
+    "circle", "multi_similarity",
 ]
 
 _GAP = 1e-2  # examples keep kinks at least this far away
 TEMPERATURE = Real(0, None, closed="neither")
 
 
+def _rowsum(xp: Any, a: Any) -> Any:
+    return xp.sum(a, axis=1, keepdims=True)
+
+
+def _t(xp: Any, a: Any) -> Any:
+    return xp.permute_dims(a, (1, 0))
+
+
 class _Normalized:
-    """Rows ``a^ = a / |a|`` of an (N, D) array and the chain rule back through them."""
+    """Rows ``a^ = a / |a|`` of an (N, D) array and the chain rule back through them, to first
+    and second order."""
 
     def __init__(self, xp: Any, a: Any) -> None:
         self.xp = xp
-        norm = xp.sqrt(xp.sum(a * a, axis=-1, keepdims=True))
+        norm = xp.sqrt(_rowsum(xp, a * a))
         self.norm = xp.where(norm > 0, norm, xp.ones_like(norm))  # a zero row: gradient 0
         self.unit = a / self.norm
 
-    def back(self, g: Any) -> Any:
-        """``d/da`` from ``g = d/da^``: ``(g - a^ (a^ . g)) / |a|``."""
+    def back(self, g: Any, scale: Any = 1.0) -> Any:
+        """``scale * d/da`` from ``g = d/da^``: ``scale (g - a^ (a^ . g)) / |a|``. The Jacobian is
+        symmetric, so this is also the tangent ``da^`` of a step ``g`` in ``a``."""
         u = self.unit
-        return (g - u * self.xp.sum(u * g, axis=-1, keepdims=True)) / self.norm
+        coef = scale / self.norm if not (isinstance(scale, float) and scale == 1.0) else (
+            1.0 / self.norm)
+        return (g - u * _rowsum(self.xp, u * g)) * coef
+
+    def back_hvp(self, g: Any, dg: Any, v: Any) -> Any:
+        """The change of ``back(g)`` as ``a`` moves along ``v`` and ``g`` along ``dg``."""
+        xp, u, r = self.xp, self.unit, self.norm
+        du = self.back(v)
+        return (self.back(dg) - (du * _rowsum(xp, u * g) + u * _rowsum(xp, du * g)) / r
+                - self.back(g) * (_rowsum(xp, u * v) / r))
+
+    def second(self, g: Any, h_dd: Any, h_a: Any, h_aa: Any) -> Any:
+        """The diagonal of the Hessian w.r.t. ``a`` of ``F(a^)``, given ``g = dF/da^`` and, of
+        the Hessian ``H`` of ``F`` w.r.t. each row ``a^_i``: its diagonal ``h_dd``, ``H a^``
+        (``h_a``) and ``a^T H a^`` (``h_aa``, (N, 1))."""
+        u = self.unit
+        ug = _rowsum(self.xp, u * g)
+        uu = u * u
+        return (h_dd - 2.0 * u * h_a + uu * h_aa - 2.0 * u * (g - u * ug) - ug * (1.0 - uu)) / (
+            self.norm * self.norm)
+
+
+class _Curvature:
+    """The Hessian of a loss ``f(S)`` w.r.t. its (N, M) similarity matrix, where ``f`` sums
+    functions of the rows (``rows``) and columns (``cols``) of ``S``: applied to a direction
+    ``E``, ``diag * E + sum_k gamma_k q_k rowsum(q_k E) + sum_k gamma_k q_k colsum(q_k E)``
+    (``gamma`` a number or broadcasting per row / column, ``q`` (N, M))."""
+
+    def __init__(self, xp: Any, diag: Any, rows: Sequence[tuple[Any, Any]] = (),
+                 cols: Sequence[tuple[Any, Any]] = ()) -> None:
+        self.xp, self.diag, self.rows, self.cols = xp, diag, tuple(rows), tuple(cols)
+
+    def apply(self, e: Any) -> Any:
+        xp = self.xp
+        out = self.diag * e
+        for gamma, q in self.rows:
+            out = out + (gamma * q) * _rowsum(xp, q * e)
+        for gamma, q in self.cols:
+            out = out + (gamma * q) * xp.sum(q * e, axis=0, keepdims=True)
+        return out
+
+    def row_block_diagonal(self, self_similar: bool) -> Any:
+        """``D~``: the diagonal part of row i's Hessian block (see the module docstring)."""
+        d = self.diag
+        for gamma, q in self.cols:
+            d = d + gamma * q * q
+        if self_similar:
+            full = d
+            for gamma, q in self.rows:
+                full = full + gamma * q * q
+            d = d + _t(self.xp, full)
+        return d
+
+
+class _Similarity:
+    """``S = c a^ b^T`` of the first input's rows ``a`` (the differentiable one of the second
+    derivatives) and ``b``'s (held fixed), or ``c a^ a^T`` (``other=None``), with ``hess`` and
+    ``hvp`` through it given ``G = dL/dS`` and the loss's ``_Curvature`` (module docstring)."""
+
+    def __init__(self, xp: Any, a: _Normalized, other: Any, scale: float) -> None:
+        self.xp, self.a, self.other, self.c = xp, a, other, scale
+
+    def _b(self) -> Any:
+        return self.a.unit if self.other is None else self.other
+
+    def grad_a(self, g: Any) -> Any:
+        """``dL/da^`` from ``G``."""
+        xp = self.xp
+        if self.other is None:
+            return self.c * xp.matmul(g + _t(xp, g), self.a.unit)
+        return self.c * xp.matmul(g, self.other)
+
+    def hvp(self, g: Any, curv: _Curvature, v: Any) -> Any:
+        xp, a, c = self.xp, self.a.unit, self.c
+        da = self.a.back(v)
+        if self.other is None:
+            ds = xp.matmul(da, _t(xp, a))
+            dg = curv.apply(c * (ds + _t(xp, ds)))
+            dga = c * (xp.matmul(dg + _t(xp, dg), a) + xp.matmul(g + _t(xp, g), da))
+        else:
+            dg = curv.apply(c * xp.matmul(da, _t(xp, self.other)))
+            dga = c * xp.matmul(dg, self.other)
+        return self.a.back_hvp(self.grad_a(g), dga, v)
+
+    def hess(self, g: Any, curv: _Curvature, cos: Any) -> Any:
+        """The diagonal; ``cos = a^ b^T`` (the similarities without ``c``)."""
+        xp, b, c2 = self.xp, self._b(), self.c * self.c
+        d = curv.row_block_diagonal(self.other is None)
+        h_dd = xp.matmul(d, b * b)
+        h_a = xp.matmul(d * cos, b)
+        h_aa = _rowsum(xp, d * cos * cos)
+        for gamma, q in curv.rows:
+            qb = xp.matmul(q, b)
+            qc = _rowsum(xp, q * cos)
+            h_dd = h_dd + gamma * qb * qb
+            h_a = h_a + gamma * qb * qc
+            h_aa = h_aa + gamma * qc * qc
+        return self.a.second(self.grad_a(g), c2 * h_dd, c2 * h_a, c2 * h_aa)
 
 
 def _check_rows(xp: Any, name: str, a: Any) -> None:
@@ -59,6 +197,7 @@ def _empty(xp: Any, *inputs: Any, denominator: Any = None) -> Items:
     grads = tuple(xp.zeros_like(a) for a in inputs)
     return Items(xp.zeros((0,), dtype=first.dtype, device=array_api_compat.device(first)),
                  grad=lambda w: grads if len(grads) > 1 else grads[0],
+                 hess=lambda w: xp.zeros_like(first), hvp=lambda w, v: xp.zeros_like(first),
                  denominator=denominator)
 
 
@@ -73,6 +212,11 @@ def _masked_logsumexp(xp: Any, x: Any, mask: Any) -> Any:
 
 def _eye(xp: Any, n: int, m: int, like: Any) -> Any:
     return xp.eye(n, m, dtype=like.dtype, device=array_api_compat.device(like))
+
+
+def _transposed_weight(xp: Any, w: Any) -> Any:
+    """Per-item weights (N, 1) as weights of the columns (1, N); a number stays a number."""
+    return w if isinstance(w, float) else _t(xp, w)
 
 
 # InfoNCE.
@@ -92,7 +236,7 @@ def _info_nce_example(rng: np.random.Generator, dtype: Any = "float64", **option
     target_kind=None,
     layout="feature_axis",
     options={"temperature": TEMPERATURE, "symmetric": Boolean()},
-    hessian=None,
+    hessian="indefinite",
     task="contrastive",
     formula="-log softmax(q^ k^T / t)_ii  (cosine similarities; keys past N are negatives)",
     example=_info_nce_example,
@@ -118,8 +262,16 @@ def info_nce(
     (``W`` the per-query weights; symmetric: the mean with the column term ``(P^c - E) W``,
     ``P^c`` the column softmax); ``dL/dq^ = (dL/dS) k^ / t``, ``dL/dk^ = (dL/dS)^T q^ / t``, then
     through the normalisation ``(g - x^ (x^ . g)) / |x|``. Returns ``(grad_query, grad_key)``.
-    Stable by construction: log_softmax subtracts each row's maximum, so a temperature of 0.01
-    with similarities near 1 (logits near 100) is exact. No Hessian (see the module docstring).
+    Hessian w.r.t. the query (keys fixed; the module docstring has the chain rule): the
+    softmax's curvature ``d^2 L / dS_i dS_i = w_i (diag(P_i) - P_i P_i^T)`` per row (symmetric:
+    halved, plus ``w_j (diag(P^c_j) - P^c_j P^c_j^T) / 2`` per column), through ``S = q^ k^T /
+    t``. One-way, each query's block is ``J_i [k^T (diag P_i - P_i P_i^T) k / t^2] J_i`` plus
+    the normalisation's term; indefinite.
+    Computed as one fused softmax pass per direction (``SoftmaxPass``: torch's softmax kernel on
+    torch) whose buffer becomes ``P - E`` in place, the weights and ``1/t`` applied to the
+    (N, D) products rather than the (N, M) matrix. Stable by construction: ``log p_ii`` from the
+    max-shifted logits, so a temperature of 0.01 with similarities near 1 (logits near 100) is
+    exact.
 
     Options: ``temperature`` (> 0; 0.07 as CLIP's initial value and MoCo), ``symmetric``.
     Mapping: CLIP's ``(cross_entropy(logits, arange) + cross_entropy(logits.T, arange)) / 2`` with
@@ -147,27 +299,58 @@ def info_nce(
         )
     if n == 0:
         return _empty(xp, query, key)
+    inv_t = 1.0 / temperature
     qn, kn = _Normalized(xp, query), _Normalized(xp, key)
-    s = xp.matmul(qn.unit, xp.permute_dims(kn.unit, (1, 0))) / temperature
-    eye = _eye(xp, n, m, s)
-    log_p = log_softmax(xp, s, axis=1)
-    row = -xp.sum(log_p * eye, axis=1)
+    # 1/t on the (N, D) queries, not on the (N, M) similarities.
+    s = xp.matmul(qn.unit * inv_t, _t(xp, kn.unit))
+    labels = xp.reshape(xp.arange(n, device=array_api_compat.device(s)), (n, 1))
+    rows = SoftmaxPass(xp, s, labels)
+    values = -rows.log_p_y[:, 0]
+    cols = None
     if symmetric:
-        log_pc = log_softmax(xp, s, axis=0)
-        values = 0.5 * (row - xp.sum(log_pc * eye, axis=0))
-    else:
-        values = row
+        cols = SoftmaxPass(xp, _t(xp, s), labels)  # rows of S^T: the column softmax
+        values = 0.5 * (values - cols.log_p_y[:, 0])
 
     def grad(w: Any) -> tuple[Any, Any]:
-        g = w * (xp.exp(log_p) - eye)
-        if symmetric:
-            wc = w if isinstance(w, float) else xp.permute_dims(w, (1, 0))
-            g = 0.5 * (g + wc * (xp.exp(log_pc) - eye))
-        g = g / temperature
-        return qn.back(xp.matmul(g, kn.unit)), kn.back(xp.matmul(xp.permute_dims(g, (1, 0)),
-                                                                   qn.unit))
+        if cols is not None:
+            half = 0.5 * w
+            g = rows.combine(half, labels, half)
+            g += _t(xp, cols.combine(half, labels, half))
+            q_side, scale_q, scale_k = qn.unit, inv_t, inv_t
+        else:
+            g = rows.combine(1.0, labels, 1.0)  # P - E in the softmax's buffer
+            plain = isinstance(w, float)  # else per-query weights (N, 1): fold into q^
+            q_side = qn.unit if plain else qn.unit * w
+            scale_q, scale_k = w * inv_t, (w * inv_t if plain else inv_t)
+        return (qn.back(xp.matmul(g, kn.unit), scale_q),
+                kn.back(xp.matmul(_t(xp, g), q_side), scale_k))
 
-    return Items(values, grad=grad)
+    def parts(w: Any) -> tuple[Any, _Curvature]:
+        """``G = dL/dS`` and the curvature, from fresh copies of the softmaxes."""
+        p = rows.p
+        g = add_at_labels(xp, p * w, labels, -w)
+        curv = _Curvature(xp, p * w, rows=[(-w, p)])
+        if cols is not None:
+            pc = cols.p  # (S^T coordinates)
+            gc = add_at_labels(xp, pc * w, labels, -w)
+            wc = _transposed_weight(xp, w)
+            pc = _t(xp, pc)
+            g = 0.5 * (g + _t(xp, gc))
+            curv = _Curvature(xp, 0.5 * w * p + 0.5 * wc * pc, rows=[(-0.5 * w, p)],
+                              cols=[(-0.5 * wc, pc)])
+        return g, curv
+
+    sim = _Similarity(xp, qn, kn.unit, inv_t)
+
+    def hess(w: Any) -> Any:
+        g, curv = parts(w)
+        return sim.hess(g, curv, s * temperature)
+
+    def hvp(w: Any, v: Any) -> Any:
+        g, curv = parts(w)
+        return sim.hvp(g, curv, v)
+
+    return Items(values, grad=grad, hess=hess, hvp=hvp)
 
 
 # Supervised contrastive.
@@ -194,7 +377,7 @@ def _pair_masks(xp: Any, target: Any, like: Any) -> tuple[Any, Any, Any]:
     target_kind="group",
     layout="feature_axis",
     options={"temperature": TEMPERATURE},
-    hessian=None,
+    hessian="indefinite",
     task="contrastive",
     formula="-mean_{p in P(i)} log softmax_{a != i}(z^_i . z^_a / t)_p",
     example=_group_example,
@@ -214,7 +397,10 @@ def supcon(xp: Any, input: Any, target: Any, *, temperature: float = 0.07) -> It
 
     Gradient: ``dL/dS_ia = w_i (P_ia - [a in P(i)] / |P(i)|)`` for anchors with positives
     (``P`` the softmax over ``a != i``), and since ``S`` is symmetric in the embeddings
-    ``dL/dz^ = (G + G^T) z^ / t``, then through the normalisation. No Hessian.
+    ``dL/dz^ = (G + G^T) z^ / t``, then through the normalisation. Hessian: each anchor's row
+    of ``S`` has the softmax's curvature ``w_i (diag(P_i) - P_i P_i^T)`` (the positives' mean is
+    linear in ``S``), through the self-similarity ``S = z^ z^T / t`` (every row enters its own
+    row and column; the module docstring has the chain rule); indefinite.
 
     Options: ``temperature`` (> 0; 0.07 in the paper, 0.1 in pytorch-metric-learning).
     Mapping: the authors' ``SupConLoss(temperature, base_temperature)`` multiplies by
@@ -243,13 +429,27 @@ def supcon(xp: Any, input: Any, target: Any, *, temperature: float = 0.07) -> It
     values = xp.where(has, lse - mean_pos, 0.0)
     denominator = xp.sum(xp.astype(has, s.dtype))
 
-    def grad(w: Any) -> Any:
+    def parts(w: Any) -> tuple[Any, Any, Any]:
+        """``G = dL/dS`` and the softmax ``P`` over the other samples; ``hw`` the weights of
+        anchors with positives."""
         p = xp.where(off, xp.exp(s_off - lse[:, None]), 0.0)
-        g = (w * xp.astype(has, s.dtype)[:, None]) * (p - posf * inv_count[:, None])
-        g = (g + xp.permute_dims(g, (1, 0))) / temperature
+        hw = w * xp.astype(has, s.dtype)[:, None]
+        return hw * (p - posf * inv_count[:, None]), p, hw
+
+    def grad(w: Any) -> Any:
+        g = parts(w)[0]
+        g = (g + _t(xp, g)) / temperature
         return zn.back(xp.matmul(g, zn.unit))
 
-    return Items(values, grad=grad, denominator=denominator)
+    sim = _Similarity(xp, zn, None, 1.0 / temperature)
+
+    def curvature(w: Any) -> tuple[Any, _Curvature]:
+        g, p, hw = parts(w)
+        return g, _Curvature(xp, hw * p, rows=[(-hw, p)])
+
+    return Items(values, grad=grad, denominator=denominator,
+                 hess=lambda w: sim.hess(*curvature(w), s * temperature),
+                 hvp=lambda w, v: sim.hvp(*curvature(w), v))
 
 
 # ArcFace and CosFace.
@@ -277,8 +477,24 @@ def _margin_softmax(
     xp: Any, input: Any, target: Any, weight: Any, scale: float, phi: Any
 ) -> Items:
     """Softmax cross-entropy over ``scale * cos`` with the target entry replaced by
-    ``scale * phi(cos_y, sin_y)``. ``phi`` returns ``(value, dvalue/dcos, dvalue/dsin)``; the sine
-    enters through unit tangent vectors, so its gradient stays finite as theta -> 0 or pi."""
+    ``scale * phi``, ``phi`` a function of the target angle theta.
+
+    ``phi(cos, sin)`` returns ``(phi, -dphi/dtheta, d^2 phi/dtheta^2)`` per sample. Angles enter
+    through unit tangent vectors (``u``: at ``x^``, towards the class centre), so ``sin theta``
+    keeps full accuracy near 0 and pi and the gradient stays finite there: w.r.t. ``x`` the
+    target logit's gradient is ``scale (-dphi/dtheta) u / |x|`` (``grad theta = -u / |x|``).
+
+    The Hessian w.r.t. ``x`` is the plain cosine softmax's (``_Similarity``, ``phi = cos``)
+    plus, per sample, ``Delta H`` for the target entry's difference from ``cos theta``; with
+    ``s`` the scale, ``w`` the weight, ``p_y``, ``g_y = s w (p_y - 1)``, ``sigma1 = -phi' -
+    sin theta``, ``sigma2 = phi'^2 - sin^2 theta``, ``mu = J (P w^)`` (the softmax-mean centre
+    through the normalisation), ``x^``, ``u``, ``r = |x|``:
+    ``Delta H = s^2 w p_y [(sigma2 - p_y sigma1^2) u u^T / r^2 - sigma1 (mu u^T + u mu^T) / r]
+    + g_y [(phi'' + cos) u u^T - sigma1 (x^ u^T + u x^T) - cos sigma1 / sin theta P_perp] / r^2``,
+    ``P_perp = I - x^ x^T - u u^T`` (the directions normal to both; its ``1 / sin theta`` is the
+    cone point of the angle at theta = 0, taken as 0 at exactly 0, like the gradient's
+    direction). For cosface, and arcface's fallback branches, ``phi - cos`` is constant:
+    ``Delta H = 0``."""
     _check_rows(xp, "input", input)
     _check_rows(xp, "weight", weight)
     check_same_dtype(input, weight, "input", "weight")
@@ -289,45 +505,76 @@ def _margin_softmax(
     if tuple(target.shape) != (n,):
         raise ValueError(f"target must have shape ({n},); got {tuple(target.shape)}.")
     xn, wn = _Normalized(xp, input), _Normalized(xp, weight)
-    cos = xp.matmul(xn.unit, xp.permute_dims(wn.unit, (1, 0)))
+    cos = xp.matmul(xn.unit, _t(xp, wn.unit))
     classes = xp.arange(c, device=array_api_compat.device(target))
     onehot = xp.astype(target[:, None] == classes[None, :], cos.dtype)
     w_y = xp.matmul(onehot, wn.unit)  # (N, D): each sample's class weight (normalised)
-    cos_y = xp.sum(xn.unit * w_y, axis=1, keepdims=True)
+    cos_y = _rowsum(xp, xn.unit * w_y)
     # sin(theta) as the norm of the tangent component: accurate near 0 and pi, where
     # sqrt(1 - cos^2) has lost half its digits.
     tan_x = w_y - cos_y * xn.unit
-    sin_y = xp.sqrt(xp.sum(tan_x * tan_x, axis=1, keepdims=True))
-    phi_v, dphi_dcos, dphi_dsin = phi(cos_y, sin_y)
+    sin_y = xp.sqrt(_rowsum(xp, tan_x * tan_x))
+    phi_v, slope, curve = phi(cos_y, sin_y)
+    sigma1 = slope - sin_y  # -dphi/dtheta minus the cosine's own
     logits = scale * (cos + onehot * (phi_v - cos_y))
     log_p = log_softmax(xp, logits, axis=1)
-    values = -xp.sum(log_p * onehot, axis=1)
+    values = -_rowsum(xp, log_p * onehot)[:, 0]
+    has_sin = sin_y > 0
+    u_x = tan_x / xp.where(has_sin, sin_y, 1.0)  # unit tangents, 0 at theta = 0 exactly
+
+    def gz_of(w: Any) -> tuple[Any, Any]:
+        gz = (w * scale) * (xp.exp(log_p) - onehot)  # dL/dcos of the plain cosine softmax
+        return gz, _rowsum(xp, gz * onehot)
 
     def grad(w: Any) -> tuple[Any, Any]:
-        gz = (w * scale) * (xp.exp(log_p) - onehot)  # dL/dlogits / scale * scale
-        gy = xp.sum(gz * onehot, axis=1, keepdims=True)
-        g_cos = gz + onehot * (gy * (dphi_dcos - 1.0))
-        gx = xp.matmul(g_cos, wn.unit)
-        gw = xp.matmul(xp.permute_dims(g_cos, (1, 0)), xn.unit)
-        # The sine's part: dsin/dx^ = -cos u_x, dsin/dw^_y = -cos u_w (unit tangents, 0 at 0).
-        safe = xp.where(sin_y > 0, sin_y, 1.0)
-        u_x = tan_x / safe
+        gz, gy = gz_of(w)
         tan_w = xn.unit - cos_y * w_y
-        u_w = tan_w / xp.where(sin_y > 0, xp.sqrt(xp.sum(tan_w * tan_w, axis=1, keepdims=True)),
-                               1.0)
-        k = gy * dphi_dsin * (-cos_y)
-        gx = gx + k * u_x
-        gw = gw + xp.matmul(xp.permute_dims(onehot, (1, 0)), k * u_w)
+        u_w = tan_w / xp.where(has_sin, xp.sqrt(_rowsum(xp, tan_w * tan_w)), 1.0)
+        k = gy * sigma1  # the target logit's angular part beyond the cosine's
+        gx = xp.matmul(gz, wn.unit) + k * u_x
+        gw = xp.matmul(_t(xp, gz), xn.unit) + xp.matmul(_t(xp, onehot), k * u_w)
         return xn.back(gx), wn.back(gw)
 
-    return Items(values, grad=grad)
+    sim = _Similarity(xp, xn, wn.unit, 1.0)
+
+    def second(w: Any) -> tuple[Any, _Curvature, Any]:
+        """``G``, the cosine softmax's curvature, and ``Delta H``'s coefficients."""
+        gz, gy = gz_of(w)
+        p = xp.exp(log_p)
+        ws2 = w * (scale * scale)
+        p_y = _rowsum(xp, p * onehot)
+        r = xn.norm
+        mu = xn.back(xp.matmul(p, wn.unit))
+        rho = -cos_y * sigma1 / xp.where(has_sin, sin_y, 1.0)  # P_perp's, over r^2 / g_y
+        k_uu = (ws2 * p_y * (slope * slope - sin_y * sin_y - p_y * sigma1 * sigma1)
+                + gy * (curve + cos_y - rho)) / (r * r)
+        k_perp = gy * rho / (r * r)
+        k_mu = -ws2 * p_y * sigma1 / r
+        k_a = -gy * sigma1 / (r * r)
+        return gz, _Curvature(xp, ws2 * p, rows=[(-ws2, p)]), (k_uu, k_perp, k_mu, mu, k_a)
+
+    def hess(w: Any) -> Any:
+        gz, curv, (k_uu, k_perp, k_mu, mu, k_a) = second(w)
+        a, u = xn.unit, u_x
+        delta = k_uu * u * u + k_perp * (1.0 - a * a) + 2.0 * (k_mu * mu + k_a * a) * u
+        return sim.hess(gz, curv, cos) + delta
+
+    def hvp(w: Any, v: Any) -> Any:
+        gz, curv, (k_uu, k_perp, k_mu, mu, k_a) = second(w)
+        a, u = xn.unit, u_x
+        uv, av, muv = _rowsum(xp, u * v), _rowsum(xp, a * v), _rowsum(xp, mu * v)
+        delta = (k_uu * uv * u + k_perp * (v - av * a) + k_mu * (uv * mu + muv * u)
+                 + k_a * (uv * a + av * u))
+        return sim.hvp(gz, curv, v) + delta
+
+    return Items(values, grad=grad, hess=hess, hvp=hvp)
 
 
 _MARGIN_COMMON: dict[str, Any] = dict(
     input_kind="real",
     target_kind="class_index",
     layout="feature_axis",
-    hessian=None,
+    hessian="indefinite",
     task="metric learning",
     example=_margin_example,
     differentiable=("input", "weight"),
@@ -370,7 +617,11 @@ def arcface(
     ``s W (p_y - 1) sin(m) cos(theta) u`` along the unit tangents ``u`` (finite as theta -> 0,
     where the angle has a cone point and the direction of ``u`` is taken as 0 at exactly 0);
     then ``G w^`` and ``G^T x^`` through the two normalisations. Returns ``(grad_input,
-    grad_weight)``. No Hessian.
+    grad_weight)``. Hessian w.r.t. the input (class centres fixed), piecewise (the branch
+    switch): the cosine softmax's ``s^2 w J (W^T (diag P - P P^T) W) J`` and normalisation term,
+    plus the target angle's ``Delta H`` (see ``_margin_softmax``) with ``-dphi/dtheta =
+    sin(theta + m)``, ``d^2 phi/dtheta^2 = -cos(theta + m)`` on the arc (its ``1 / sin theta``
+    part is the cone point of the angle at theta = 0); 0 on the fallback branches. Indefinite.
 
     Options: ``scale`` s (> 0; 64), ``margin`` m in [0, pi) (0.5 rad), ``easy_margin``.
     Same as insightface's ``ArcMarginProduct`` / ``CombinedMarginLoss(s, 1.0, m, 0.0)`` followed
@@ -384,9 +635,9 @@ def arcface(
     def phi(c: Any, s: Any) -> tuple[Any, Any, Any]:
         arc = c > switch
         fallback = c if easy_margin else c - margin * sin_m
-        value = xp.where(arc, c * cos_m - s * sin_m, fallback)
-        ones = xp.ones_like(c)
-        return value, xp.where(arc, cos_m * ones, ones), xp.where(arc, -sin_m * ones, 0.0 * ones)
+        value = xp.where(arc, c * cos_m - s * sin_m, fallback)  # cos(theta + m)
+        slope = xp.where(arc, s * cos_m + c * sin_m, s)  # sin(theta + m)
+        return value, slope, xp.where(arc, -value, -c)
 
     return _margin_softmax(xp, input, target, weight, scale, phi)
 
@@ -408,7 +659,9 @@ def cosface(
     class indices, ``weight`` (C, D) class centres; both normalised inside.
     Gradient: ``G = W (softmax - onehot) s`` w.r.t. the cosine matrix (the margin is a constant
     shift), then ``G w^`` and ``G^T x^`` through the normalisations. Returns ``(grad_input,
-    grad_weight)``. No Hessian.
+    grad_weight)``. Hessian w.r.t. the input (class centres fixed): the softmax's curvature
+    ``s^2 w (diag P - P P^T)`` through ``cos = x^ w^T`` and the normalisation (module
+    docstring); indefinite.
 
     Options: ``scale`` s (> 0; 64), ``margin`` m (0.35). Same as insightface's
     ``CombinedMarginLoss(s, 1.0, 0.0, m)`` and pytorch-metric-learning's CosFaceLoss (which holds
@@ -418,7 +671,7 @@ def cosface(
     """
 
     def phi(c: Any, s: Any) -> tuple[Any, Any, Any]:
-        return c - margin, xp.ones_like(c), xp.zeros_like(c)
+        return c - margin, s, -c
 
     return _margin_softmax(xp, input, target, weight, scale, phi)
 
@@ -667,7 +920,7 @@ def _circle_example(rng: np.random.Generator, dtype: Any = "float64", margin: fl
     target_kind="group",
     layout="feature_axis",
     options={"gamma": TEMPERATURE, "margin": Real(0, None)},
-    hessian=None,
+    hessian="indefinite",
     task="metric learning",
     formula="softplus(logsumexp_n g a_n (s_n - m) + logsumexp_p -g a_p (s_p - 1 + m))",
     example=_circle_example,
@@ -692,7 +945,14 @@ def circle(xp: Any, input: Any, target: Any, *, gamma: float = 80.0, margin: flo
     ``sigmoid(.)`` times each logsumexp's softmax, giving ``G = dL/dS``, and ``dL/dz^ = (G + G^T)
     z^``, then through the normalisation. The paper's reference code detaches ``a_p``, ``a_n``
     (treats them as constants in backprop): that update is not the gradient of any loss value,
-    so losslab, like Keras, does not. No Hessian.
+    so losslab, like Keras, does not.
+    Hessian (piecewise: the kinks at ``s_n = -m`` and ``s = 1``): per anchor, with ``t`` the
+    softplus's argument, ``sigma = sigmoid(t)``, ``pi``, ``nu`` the positive and negative logits
+    as functions of ``s`` (``pi' = -2 gamma (1 - s)``, ``pi'' = 2 gamma``; ``nu' = 2 gamma s``,
+    ``nu'' = 2 gamma`` where ``s > -m``, else 0) and ``P``, ``N`` their logsumexps' softmaxes:
+    ``d^2 l / dS dS = sigma (1 - sigma) r r^T + sigma [diag(P (pi'^2 + pi'') + N (nu'^2 +
+    nu'')) - (P pi')(P pi')^T - (N nu')(N nu')^T]``, ``r = P pi' + N nu'``, through the
+    self-similarity (module docstring); indefinite.
 
     Options: ``gamma`` (> 0; 80, Keras's default; the paper uses 80 to 256), ``margin`` (>= 0;
     0.4 as Keras, 0.25 in the paper's face experiments). Same as ``keras.losses.Circle(gamma,
@@ -722,18 +982,120 @@ def circle(xp: Any, input: Any, target: Any, *, gamma: float = 80.0, margin: flo
     values = xp.where(live, softplus(xp, t), 0.0)
     denominator = xp.sum(xp.astype(live, s.dtype))
 
-    def grad(w: Any) -> Any:
+    inside = xp.astype(s < 1.0, s.dtype)  # d = max(1 - s, 0) is flat above s = 1
+    dpos = (-2.0 * gamma) * d * inside  # d(pos_logit)/ds = -2 gamma (1 - s)
+    neg_on = xp.astype(a_n > 0, s.dtype) * inside
+    dneg = gamma * (a_n * inside + ((1.0 - margin) - d) * neg_on)  # 2 gamma s where s > -m
+
+    def parts(w: Any) -> tuple[Any, Any, Any, Any]:
+        """``w sigma`` per anchor (0 where dead), the two softmaxes, and ``G = dL/dS``."""
         sig = xp.where(live, sigmoid(xp, t), 0.0)[:, None] * w
         safe_p = xp.where(xp.isfinite(lse_p), lse_p, 0.0)[:, None]
         safe_n = xp.where(xp.isfinite(lse_n), lse_n, 0.0)[:, None]
         soft_p = xp.where(pos, xp.exp(pos_l - safe_p), 0.0)
         soft_n = xp.where(neg, xp.exp(neg_l - safe_n), 0.0)
-        inside = xp.astype(s < 1.0, s.dtype)  # d = max(1 - s, 0) is flat above s = 1
-        dpos = (-2.0 * gamma) * d * inside  # d(pos_logit)/ds = -2 gamma (1 - s)
-        dneg = gamma * (a_n * inside + ((1.0 - margin) - d) * xp.astype(a_n > 0, s.dtype)
-                        * inside)
-        g = sig * (soft_p * dpos + soft_n * dneg)
-        g = g + xp.permute_dims(g, (1, 0))
+        return sig, soft_p, soft_n, sig * (soft_p * dpos + soft_n * dneg)
+
+    def grad(w: Any) -> Any:
+        g = parts(w)[3]
+        g = g + _t(xp, g)
         return zn.back(xp.matmul(g, zn.unit))
 
-    return Items(values, grad=grad, denominator=denominator)
+    sim = _Similarity(xp, zn, None, 1.0)
+
+    def curvature(w: Any) -> tuple[Any, _Curvature]:
+        sig, soft_p, soft_n, g = parts(w)
+        sig1 = xp.where(live, sigmoid(xp, -t), 0.0)[:, None]  # 1 - sigma, without cancellation
+        qp, qn_ = soft_p * dpos, soft_n * dneg
+        diag = sig * (qp * dpos + soft_p * ((2.0 * gamma) * inside)
+                      + qn_ * dneg + soft_n * ((2.0 * gamma) * neg_on))
+        r = qp + qn_
+        return g, _Curvature(xp, diag, rows=[(sig * sig1, r), (-sig, qp), (-sig, qn_)])
+
+    return Items(values, grad=grad, denominator=denominator,
+                 hess=lambda w: sim.hess(*curvature(w), s),
+                 hvp=lambda w, v: sim.hvp(*curvature(w), v))
+
+
+# Multi-similarity.
+
+
+@register(
+    "multi_similarity",
+    input_kind="real",
+    target_kind="group",
+    layout="feature_axis",
+    options={"alpha": TEMPERATURE, "beta": TEMPERATURE, "base": Real()},
+    hessian="indefinite",
+    task="metric learning",
+    formula="log(1 + sum_p exp(-a (s_p - base))) / a + log(1 + sum_n exp(b (s_n - base))) / b",
+    example=_group_example,
+    couples_items=True,
+    module="MultiSimilarityLoss",
+)
+def multi_similarity(
+    xp: Any, input: Any, target: Any, *, alpha: float = 2.0, beta: float = 50.0,
+    base: float = 0.5,
+) -> Items:
+    """Multi-similarity loss: ``l_i = 1/alpha log(1 + sum_{p in P(i)} exp(-alpha (s_ip - base)))
+    + 1/beta log(1 + sum_{n in N(i)} exp(beta (s_in - base)))``.
+
+    ``input`` (N, D) embeddings (normalised inside), ``target`` (N,) integer labels; ``s`` are
+    cosine similarities, ``P(i)`` the other samples with anchor i's label, ``N(i)`` those with
+    another label. Each term is ``softplus(logsumexp(...))`` (stable; an empty set gives 0), one
+    loss per anchor, ``reduction="mean"`` over all N anchors (pytorch-metric-learning's
+    MeanReducer).
+
+    Gradient: with ``A_i``, ``B_i`` the two logsumexps, ``q`` and ``r`` their softmaxes over
+    ``P(i)`` and ``N(i)``: ``dL/ds_ip = -w_i sigmoid(A_i) q_ip``, ``dL/ds_in = w_i sigmoid(B_i)
+    r_in``, then ``(G + G^T) z^`` and through the normalisation. Hessian w.r.t. row i of ``S``:
+    ``w_i alpha sigmoid(A_i) [diag(q) - sigmoid(A_i) q q^T] + w_i beta sigmoid(B_i) [diag(r) -
+    sigmoid(B_i) r r^T]``, through the self-similarity (module docstring); indefinite.
+
+    Options: ``alpha`` (> 0; 2), ``beta`` (> 0; 50), ``base`` (the similarity margin lambda;
+    0.5): the paper's and pytorch-metric-learning's defaults. Same as pytorch-metric-learning's
+    ``MultiSimilarityLoss(alpha, beta, base)`` with its default CosineSimilarity and all pairs;
+    the paper's hard-pair mining (epsilon, PML's ``MultiSimilarityMiner``) selects pairs before
+    the loss and is not part of it.
+    Reference: Wang, Han, Huang, Dong and Scott, "Multi-Similarity Loss with General Pair
+    Weighting for Deep Metric Learning", CVPR 2019, eq. (8).
+    """
+    _check_rows(xp, "input", input)
+    n = int(input.shape[0])
+    if tuple(target.shape) != (n,):
+        raise ValueError(f"target must have shape ({n},); got {tuple(target.shape)}.")
+    if n == 0:
+        return _empty(xp, input)
+    zn = _Normalized(xp, input)
+    s = xp.matmul(zn.unit, _t(xp, zn.unit))
+    pos, neg, _ = _pair_masks(xp, target, s)
+    pos_logit, neg_logit = alpha * (base - s), beta * (s - base)
+    lse_p = _masked_logsumexp(xp, pos_logit, pos)
+    lse_n = _masked_logsumexp(xp, neg_logit, neg)
+    values = softplus(xp, lse_p) / alpha + softplus(xp, lse_n) / beta
+    sig_p, sig_n = sigmoid(xp, lse_p)[:, None], sigmoid(xp, lse_n)[:, None]  # 0 for no pairs
+
+    def parts(w: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """``w sigmoid(A)``, ``w sigmoid(B)``, the two softmaxes, and ``G = dL/dS``."""
+        # The logits of other pairs at -inf before exp (no overflow where a row has none).
+        q = xp.exp(xp.where(pos, pos_logit - xp.where(xp.isfinite(lse_p), lse_p, 0.0)[:, None],
+                            -math.inf))
+        r = xp.exp(xp.where(neg, neg_logit - xp.where(xp.isfinite(lse_n), lse_n, 0.0)[:, None],
+                            -math.inf))
+        wp, wn = w * sig_p, w * sig_n
+        return wp, wn, q, r, wn * r - wp * q
+
+    def grad(w: Any) -> Any:
+        g = parts(w)[4]
+        return zn.back(xp.matmul(g + _t(xp, g), zn.unit))
+
+    sim = _Similarity(xp, zn, None, 1.0)
+
+    def curvature(w: Any) -> tuple[Any, _Curvature]:
+        wp, wn, q, r, g = parts(w)
+        diag = (alpha * wp) * q + (beta * wn) * r
+        return g, _Curvature(xp, diag, rows=[(-alpha * wp * sig_p, q), (-beta * wn * sig_n, r)])
+
+    return Items(values, grad=grad,
+                 hess=lambda w: sim.hess(*curvature(w), s),
+                 hvp=lambda w, v: sim.hvp(*curvature(w), v))

@@ -2,9 +2,10 @@
 
 CTC scores an unsegmented label sequence against per-frame class log-probabilities by summing over
 every alignment (a path through the blank-interleaved label sequence, one state per frame). The
-sum runs as the alpha (forward) recursion of ``losses/_lattice.py``; the gradient is the classical
-alpha-beta posterior, the beta recursion being the same primitive run on the time- and
-label-reversed problem.
+sum runs as the alpha (forward) recursion of ``losses/_lattice.py``'s ``Lattice``; the gradient is
+the classical alpha-beta posterior, from its beta (backward) recursion, summed onto each state's
+class. The lattice lays the emissions out once for both recursions (on NumPy and CPU/GPU torch
+outside autograd: one flat row per frame, four kernels a step; see its module docstring).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import array_api_compat
 import numpy as np
 
 from losslab.losses._constraints import Boolean, Integer
-from losslab.losses._lattice import log_backward, log_forward, logaddexp
-from losslab.losses._primitives import is_integral, shape_of
+from losslab.losses._lattice import Lattice, logaddexp, sum_states_by_class
+from losslab.losses._primitives import is_integral, is_numpy, shape_of
 from losslab.losses._registry import Items, register
 from losslab.losses._validation import check_ndim, value_checks_enabled
 
@@ -90,8 +91,10 @@ def ctc(
     blank), vectorised over the batch and the states (``losses/_lattice.py``), so very long or
     impossible alignments give exact ``inf`` or finite values, never NaN. Gradient, in closed
     form from the alpha-beta posteriors: ``dl_n/dlog_probs[t, n, c] = -sum_{s: ext_s = c}
-    exp(alpha_t(s) + beta_t(s) - log_probs[t, n, ext_s] + l_n)`` for ``t < input_lengths[n]``,
-    0 beyond; the occupancies of each frame sum to 1. This is the TRUE gradient with respect to
+    exp(alpha_t(s) + beta_t(s) + l_n)`` (``alpha`` including frame t's emission, ``beta`` the
+    frames after t) for ``t < input_lengths[n]``, 0 beyond whatever those frames hold; the
+    occupancies of each frame sum to 1 (posteriors below 6.4e-38 in float32 are flushed to 0,
+    see ``exp_flushed``). This is the TRUE gradient with respect to
     ``log_probs``. torch's ``ctc_loss`` backward returns that plus ``exp(log_probs)`` (it assumes
     a log_softmax in front, whose backward then removes the extra term), so the two agree through
     a log_softmax and differ by ``exp(log_probs)`` on raw log-probabilities. An infinite loss has
@@ -128,9 +131,10 @@ def ctc(
     # never carries them back into a sample's own states, and the backward one never leaves
     # -inf there, so no (T, N, 2S + 1) mask is needed.
     ext = xp.where(valid_state, ext, blank)
-    emit = _gather(xp, log_probs, ext, t_len)
     skip = _skip(xp, ext, blank)
-    alpha = log_forward(xp, emit, skip)
+    # Emissions emit[t, n, s] = log_probs[t, n, ext[n, s]], (T, N, 2S + 1).
+    lattice = Lattice.gathered(xp, log_probs, ext, skip)
+    alpha = lattice.forward()
     log_z = _log_likelihood(xp, alpha, il, tl)
     values = -log_z
     if zero_infinity:
@@ -138,14 +142,16 @@ def ctc(
     dtype = log_probs.dtype
 
     def grad(w: Any) -> Any:
-        occ = _occupancy(xp, emit, alpha, skip, il, tl, log_z, zero_infinity)
-        # -w_n onehot(ext): the matmul scatters each state's posterior onto its class, weighted.
-        coef = -w if isinstance(w, float) else -xp.reshape(w, (-1, 1, 1))
-        onehot = xp.astype(
-            ext[:, :, None] == xp.arange(c, device=array_api_compat.device(ext))[None, None, :],
-            dtype,
-        ) * coef
-        g = xp.permute_dims(xp.matmul(xp.permute_dims(occ, (1, 0, 2)), onehot), (1, 0, 2))
+        occ = _occupancy(xp, lattice, alpha, il, tl, log_z)
+        # Each state's posterior onto its class, then -w_n (per sample, over C < S' classes).
+        g = sum_states_by_class(xp, occ, ext, c)
+        g *= -w if isinstance(w, float) else -xp.reshape(w, (1, -1, 1))
+        if not zero_infinity and _any(xp, xp.isinf(log_z)):
+            # An infinite loss has a NaN gradient on its frames (torch's; those past the input
+            # length stay 0). Its posteriors are 0 (zero_infinity's gradient) until here.
+            frames = xp.arange(t_len, device=array_api_compat.device(il))[:, None]
+            bad = xp.isinf(log_z)[None, :] & (frames < il[None, :])
+            g = xp.where(bad[:, :, None], math.nan, g)
         return xp.reshape(g, (t_len, c)) if unbatched else g
 
     mean_weights = 1.0 / (xp.astype(xp.maximum(tl, 1), dtype) * float(max(n, 1)))
@@ -233,12 +239,6 @@ def _skip(xp: Any, ext: Any, blank: int) -> Any:
     return (k >= 2) & (ext != blank) & (ext != back)
 
 
-def _gather(xp: Any, log_probs: Any, ext: Any, t_len: int) -> Any:
-    """``emit[t, n, s] = log_probs[t, n, ext[n, s]]``, (T, N, 2S + 1)."""
-    # The index broadcasts along time (no (T, N, S') index array is formed).
-    return xp.take_along_axis(log_probs, xp.astype(ext, xp.int64)[None, ...], axis=2)
-
-
 def _log_likelihood(xp: Any, alpha: Any, il: Any, tl: Any) -> Any:
     """``log p(y_n | x_n)``: alpha at the last frame in the last two states (-inf if none)."""
     t_len, n, s2 = (int(d) for d in alpha.shape)
@@ -258,22 +258,28 @@ def _log_likelihood(xp: Any, alpha: Any, il: Any, tl: Any) -> Any:
     return xp.where(il == 0, empty, log_z)
 
 
-def _occupancy(
-    xp: Any, emit: Any, alpha: Any, skip: Any, il: Any, tl: Any, log_z: Any, zero_infinity: bool
-) -> Any:
+def _any(xp: Any, mask: Any) -> bool:
+    """``any(mask)``; True where reading the answer back would synchronise with a device (the
+    caller then takes the path that is right either way)."""
+    if array_api_compat.is_torch_namespace(xp) and mask.device.type != "cpu":
+        return True
+    if not (is_numpy(xp) or array_api_compat.is_torch_namespace(xp)):
+        return True  # JAX tracers, array-api-strict: no host reads
+    return bool(xp.any(mask))
+
+
+def _occupancy(xp: Any, lattice: Lattice, alpha: Any, il: Any, tl: Any, log_z: Any) -> Any:
     """State posteriors ``exp(alpha + beta)``, the backward recursion started at ``-log Z`` so
-    that no separate normalising pass is needed: 0 outside each sample's frames and states, NaN
-    on an impossible sample's frames unless ``zero_infinity``."""
-    t_len, n, s2 = (int(d) for d in emit.shape)
+    that no separate normalising pass is needed: 0 outside each sample's frames and states, and
+    for an impossible sample."""
+    t_len, n, s2 = (int(d) for d in alpha.shape)
     if t_len == 0 or n == 0:
-        return xp.zeros_like(emit)
-    states = xp.arange(s2, device=array_api_compat.device(emit))[None, :]
+        return xp.zeros_like(alpha)
+    states = xp.arange(s2, device=array_api_compat.device(alpha))[None, :]
     final = (states == 2 * tl[:, None]) | ((states == 2 * tl[:, None] - 1) & (tl[:, None] > 0))
-    # An impossible sample (log Z = -inf) starts at NaN, so its frames' posteriors are NaN
-    # (torch's gradient of an infinite loss; its frames past the input length stay 0), or at 0
-    # with zero_infinity: no complete path, all posteriors 0.
-    start = xp.where(xp.isinf(log_z), 0.0 if zero_infinity else math.nan, -log_z)
+    # An impossible sample (log Z = -inf) has no complete path: all its posteriors are 0.
+    start = xp.where(xp.isinf(log_z), -math.inf, -log_z)
     init = xp.where(final, start[:, None], -math.inf)
-    occ = log_backward(xp, emit, skip, il - 1, init)  # a fresh buffer: updated in place
-    occ += alpha
-    return xp.exp(occ)
+    # exp(alpha + beta): most log-posteriors are far below float's normal range or -inf, which
+    # the lattice's exp_flushed keeps on exp's fast path (the flush is below 3.2e-38 in float32).
+    return lattice.posteriors(il - 1, init)
