@@ -155,3 +155,33 @@ def test_importing_the_engine_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import losslab.train pulled in: {out.stdout.strip()}"
+
+
+# The layers, bottom first: each may import only its own and the ones below it.
+LAYERS = [
+    ("catalog", ("losslab.losses", "losslab.atomic", "losslab.special")),
+    ("engine", ("losslab.train", "losslab.gradcheck")),
+    ("adapters", ("losslab.torch", "losslab.jax", "losslab._vjp", "losslab.boosting")),
+    ("command line", ("losslab.cli", "losslab.__main__")),
+]
+
+
+def _layer(module: str) -> int | None:
+    for level, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return None  # the package's __init__ (it re-exports the catalog)
+
+
+def test_each_layer_imports_only_itself_and_the_layers_below():
+    upward = []
+    for module, targets in import_graph().items():
+        here = _layer(module)
+        if here is None:
+            continue
+        for target in targets:
+            there = _layer(target)
+            if there is not None and there > here:
+                upward.append(f"{module} ({LAYERS[here][0]}) imports {target} "
+                              f"({LAYERS[there][0]})")
+    assert not upward, upward
