@@ -174,3 +174,7 @@ def _export() -> None:
 
 
 _export()
+
+from losslab._jax_linear import linear_cross_entropy  # noqa: E402
+
+__all__ += ["linear_cross_entropy"]

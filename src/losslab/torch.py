@@ -377,3 +377,7 @@ def _export() -> None:
 
 
 _export()
+
+from losslab._torch_linear import LinearCrossEntropyLoss, linear_cross_entropy  # noqa: E402
+
+__all__ += ["linear_cross_entropy", "LinearCrossEntropyLoss"]
