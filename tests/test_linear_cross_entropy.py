@@ -213,6 +213,17 @@ def test_all_ignored_mean_is_nan_with_zero_gradient_as_torch():
     assert lt.linear_cross_entropy(h, w, y, reduction="sum").item() == 0.0
 
 
+def test_no_tokens_at_all():
+    h, w, b, y, _ = make((0,))
+    th, tw, tb = leaves(h, w, b)
+    loss = lt.linear_cross_entropy(th, tw, y, bias=tb, reduction="sum")
+    loss.backward()
+    assert loss.item() == 0.0 and th.grad.shape == (0, 4)
+    assert not tw.grad.any() and not tb.grad.any()
+    assert torch.isnan(lt.linear_cross_entropy(h, w, y))
+    assert lt.linear_cross_entropy(h, w, y, reduction="none").shape == (0,)
+
+
 def test_unit_cotangent_and_retained_graph():
     """loss.backward() (cotangent 1: the saved gradients are handed on unscaled) and
     retain_graph=True twice (the saved gradients are not scaled in place): both as the

@@ -584,13 +584,21 @@ def _matmul_into(a: Any, b: Any, out: Any) -> None:
 _VOCAB_BLOCK = 8192  # NumPy: rows of dW updated per product (bounds its temporary)
 
 
-def _accumulate(dw: Any, g: Any, h_c: Any) -> None:
-    """``dw += g.T @ h_c`` in place: torch's addmm_ writes into dw directly; NumPy, which has no
-    such product, goes through a temporary of at most ``_VOCAB_BLOCK`` rows."""
+def _accumulate(dw: Any, g: Any, h_c: Any, first: bool) -> None:
+    """``dw = g.T @ h_c`` for the first chunk, ``dw += g.T @ h_c`` after (no zero-filled start):
+    torch's mm/addmm_ write into dw directly; NumPy, which has no accumulating product, goes
+    through a temporary of at most ``_VOCAB_BLOCK`` rows."""
     if isinstance(dw, np.ndarray):
         for v0 in range(0, dw.shape[0], _VOCAB_BLOCK):
             v1 = min(dw.shape[0], v0 + _VOCAB_BLOCK)
-            dw[v0:v1] += g[:, v0:v1].T @ h_c
+            if first:
+                np.matmul(g[:, v0:v1].T, h_c, out=dw[v0:v1])
+            else:
+                dw[v0:v1] += g[:, v0:v1].T @ h_c
+    elif first:
+        import torch
+
+        torch.mm(g.T, h_c, out=dw)
     else:
         dw.addmm_(g.T, h_c)
 
@@ -631,7 +639,7 @@ def sweep(
     out = {k: xp.empty((n_tokens,), dtype=cdt, device=dev) for k in stats}
     want_dh, want_dw, want_db = grads if cot is not None else (False, False, False)
     dh = xp.empty((n_tokens, n_features), dtype=h.dtype, device=dev) if want_dh else None
-    dw = xp.zeros((n_classes, n_features), dtype=cdt, device=dev) if want_dw else None
+    dw = xp.empty((n_classes, n_features), dtype=cdt, device=dev) if want_dw else None
     db = xp.zeros((n_classes,), dtype=cdt, device=dev) if want_db and b is not None else None
     for i0 in range(0, n_tokens, rows):
         i1 = min(n_tokens, i0 + rows)
@@ -651,10 +659,12 @@ def sweep(
         if dh is not None:
             _matmul_into(g, wc, dh[i0:i1])
         if dw is not None:
-            _accumulate(dw, g, h_c)
+            _accumulate(dw, g, h_c, first=i0 == 0)
         if db is not None:
             db += xp.sum(g, axis=0)
         del g, s
+    if dw is not None and n_tokens == 0:
+        dw = xp.zeros_like(dw)
     if dw is not None and dw.dtype != w.dtype:
         dw = xp.astype(dw, w.dtype)
     if db is not None and db.dtype != b.dtype:
