@@ -247,7 +247,8 @@ def linear_cross_entropy(
     n_tokens, n_features = p.hidden.shape
     n_classes = weight.shape[0]
     ordered = tuple(k for k in _EXTRAS if k in extras)
-    buffers = 2 if ("entropy" in extras or opts.softcap is not None) else 1
+    # One chunk size for the forward and the backward pass: count the buffers either needs.
+    buffers = lce.buffers_needed(opts, extras, lce.Cotangents())
     rows = lce.chunk_rows(
         n_tokens, n_classes, n_features, itemsize=jnp.dtype(p.compute_dtype).itemsize,
         buffers=buffers, chunk_size=opts.chunk_size, memory_budget=opts.memory_budget,

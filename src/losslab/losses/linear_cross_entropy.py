@@ -28,16 +28,17 @@ Other per-token outputs, for reinforcement-learning recipes (PPO, GRPO) that nee
 logits: ``lse_i``; the target's log-probability ``logprobs_i = s_iy - lse_i`` (``sum_c t_ic log
 p_ic`` for probability targets; 0 where ignored); the entropy ``H_i = lse_i - sum_c p_ic s_ic``.
 
-Gradient with respect to the (softcapped) logits, for cotangent weights ``a_i`` on CE_i, ``zeta_i``
-on ``lse_i**2``, and ``g^lse, g^lp, g^H`` on the other outputs::
+Gradient with respect to the softcapped logits, for cotangent weights ``a_i`` on CE_i, ``zeta_i``
+on ``lse_i**2`` and ``g^lse_i, g^lp_i, g^H_i`` on the other outputs (class-index targets)::
 
-    dS_i = cp_i p_i - ct_i onehot(y_i) - u_i w - g^H_i p_i (s_i - E_p[s_i])
-    cp = a ((1 - ls) w_y + ls/V sum(w)) + 2 zeta lse + g^lse - g^lp + g^H E_p[s] - ...
-    ct = a (1 - ls) w_y - g^lp,   u = a ls / V
+    dS_i = cp_i p_i - ct_i onehot(y_i) - u_i w - g^H_i p_i * (s_i - E_p[s_i])
+    cp = a ((1 - ls) w_y + ls/V sum(w)) + 2 zeta lse + g^lse - g^lp
+    ct = a (1 - ls) w_y - g^lp,        u = a ls / V
 
-(for probability targets ``a b_i - g^lp t_i`` takes the place of the one-hot and ``u`` terms, with
-``b_i = w * q_i``), then through the softcap ``ds/dx = 1 - (s / c)**2``, and into the parameters
-by two matrix products and a sum: ``dh_c = dX_c W``, ``dW += dX_c^T h_c``, ``db += sum dX_c``.
+(probability targets: ``a b_i - g^lp t_i`` replaces the one-hot and ``u`` terms, with
+``b_i = w * q_i``, and ``cp`` has ``a sum(b_i) - g^lp sum(t_i)`` in their place), then through the
+softcap, ``ds/dx = 1 - (s / c)**2``, and into the parameters by two matrix products and a sum:
+``dh_c = dX_c W``, ``dW += dX_c^T h_c``, ``db += sum dX_c``.
 
 How a chunk of n tokens runs: one (n, V) buffer receives ``h_c W^T + b`` (a matrix product written
 into it), is shifted by the row maximum, exponentiated in place, summed; the per-token statistics
@@ -397,7 +398,7 @@ def chunk(
     m = xp.max(s, axis=1, keepdims=True) if forward else lse[:, None]
     z = s
     z -= m  # forward: shifted logits, so that nothing cancels; backward: log p
-    keep_z = (cot is not None and (cap is not None or g_h is not None)) or "entropy" in stats
+    keep_z = buffers_needed(opts, stats, cot) == 2
 
     out: dict[str, Any] = {}
     z_y = zdot = bdot = tdot = b = None
