@@ -258,6 +258,20 @@ def test_create_graph_raises_a_clear_error():
             torch.autograd.grad(loss, th, create_graph=True)
 
 
+def test_torch_compile_graph_break():
+    h, w, b, y, _ = make()
+
+    def step(h, w):
+        return lt.linear_cross_entropy(torch.tanh(h), w, y, z_loss=1e-2)
+
+    th, tw = leaves(h, w)
+    torch.compile(step, backend="eager")(th, tw).backward()
+    rh, rw = leaves(h, w)
+    composed(torch.tanh(rh), rw, y, z_loss=1e-2)[0].backward()
+    torch.testing.assert_close(th.grad, rh.grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(tw.grad, rw.grad, rtol=1e-12, atol=1e-14)
+
+
 def test_huge_logits_stay_finite_and_exact():
     h, w, b, y, cw = make()
     h = h * 1e4

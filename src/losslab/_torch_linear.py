@@ -19,6 +19,8 @@ The backward pass, two ways:
 
 Double backward is not supported: ``create_graph=True`` raises a RuntimeError (rather than giving
 second derivatives that silently miss this node). ``torch.func`` transforms are not supported.
+Under ``torch.compile`` the call is one graph break (the chunk loop runs eagerly; the model around
+it compiles as usual).
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def _group_denominators(
     return both[0], both[1]
 
 
+@torch._dynamo.disable  # a graph break under torch.compile, as the catalog's losses (losslab.torch)
 def linear_cross_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
