@@ -23,11 +23,13 @@ Time: rounds that run every contender once, in an order rotated each round, in o
 medians per contender, and the median and quartiles of the per-round ratio to ``losslab``.
 
     python3 benchmarks/bench_linear_cross_entropy.py [--vocab 32000 128000] [--rounds 5]
+    python3 benchmarks/bench_linear_cross_entropy.py --device cuda     # only on a GPU
     python3 benchmarks/bench_linear_cross_entropy.py --chunk-sweep   # losslab's chunk sizes
 
 On CUDA (only where a GPU is present; skipped otherwise) ``--device cuda`` compares losslab with
 the composed loss and, if importable, Liger-Kernel's and Apple's Cut Cross-Entropy kernels, memory
-from ``torch.cuda.max_memory_allocated``. Writes benchmarks/results/linear_cross_entropy.md.
+from ``torch.cuda.max_memory_allocated``. Writes benchmarks/results/linear_cross_entropy_V<vocab>.md
+(``_chunks.md`` for the chunk sweep, ``_cuda.md`` on a GPU).
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ def main() -> None:
         path = OUT / "linear_cross_entropy_chunks.md"
     else:
         text = cpu_table(args.vocab, args.tokens, args.features, args.rounds, args.threads)
-        path = OUT / "linear_cross_entropy.md"
+        path = OUT / f"linear_cross_entropy_V{'_'.join(map(str, args.vocab))}.md"
     load = os.getloadavg()[0]
     text += f"\n\n(load average at the end: {load:.2f})\n"
     print(text)

@@ -590,3 +590,46 @@ def test_jax_all_ignored_and_half_precision():
     ref = composed(*(torch.tensor(np.asarray(x.astype(jnp.float32))) for x in (hb, wb)), y,
                    z_loss=1e-3)[0]
     np.testing.assert_allclose(float(loss), ref.item(), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark's harness, and the GPU (only where one is present)
+# ----------------------------------------------------------------------------------------------
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_linear_cross_entropy.py"
+    spec = importlib.util.spec_from_file_location("bench_linear_cross_entropy", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_memory_harness_runs_in_a_fresh_process():
+    m = _bench().measure_memory("losslab", 64, 8, 100, None, 1)
+    assert m["extra_bytes"] >= 0 and m["input_bytes"] == (64 * 8 + 100 * 8) * 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu_and_the_gpu_benchmark_runs(tmp_path, monkeypatch):
+    h, w, b, y, cw = make((4, 16), d=32, v=500, dtype=torch.float32, seed=7)
+    opts = dict(reduction="none", label_smoothing=0.1, class_weight=cw, z_loss=1e-3,
+                softcap=30.0, chunk_size=24, return_entropy=True)
+    got = []
+    for dev in ("cpu", "cuda"):
+        th, tw, tb = leaves(*(x.to(dev) for x in (h, w, b)))
+        out = lt.linear_cross_entropy(th, tw, y.to(dev), bias=tb,
+                                      **{**opts, "class_weight": cw.to(dev)})
+        (out.loss.sum() + out.entropy.sum()).backward()
+        got.append([t.detach().cpu() for t in (out.loss, out.entropy, th.grad, tw.grad, tb.grad)])
+    for a, r in zip(*got):
+        assert_close(a, r, 1e-5)
+    bench = _bench()
+    monkeypatch.setattr(bench, "OUT", tmp_path)
+    monkeypatch.setattr("sys.argv", ["bench", "--device", "cuda", "--tokens", "512",
+                                     "--vocab", "4096", "--rounds", "2"])
+    bench.main()
+    assert "losslab" in (tmp_path / "linear_cross_entropy_cuda.md").read_text()
