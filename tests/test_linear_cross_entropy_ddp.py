@@ -11,7 +11,10 @@ which shows that the comparison can tell the two apart.
 
 from __future__ import annotations
 
+import datetime
+import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -94,7 +97,8 @@ def _worker(rank: int, port: int, out: str) -> None:
 
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
+        timeout=datetime.timedelta(seconds=60),  # fail, rather than hang, if a rank is lost
     )
     try:
         results = {}
@@ -116,6 +120,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         np.savez(f"{out}.{rank}.npz", **results)
     finally:
         dist.destroy_process_group()
+    # Leave without the interpreter's teardown, as a forked child would: spawned children were
+    # seen to hang there now and then after gloo had shut down (the results are saved by now).
+    os._exit(0)
 
 
 def _free_port() -> int:
@@ -128,9 +135,17 @@ def _free_port() -> int:
 def test_ddp_with_a_rank_of_ignored_tokens_equals_single_process(tmp_path, monkeypatch):
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
     out = str(tmp_path / "params")
-    torch.multiprocessing.start_processes(
-        _worker, args=(_free_port(), out), nprocs=WORLD, start_method="fork"
+    # Spawned, not forked: in the full suite JAX (multithreaded) is already imported here, and a
+    # forked child could deadlock on one of its locks.
+    ctx = torch.multiprocessing.start_processes(
+        _worker, args=(_free_port(), out), nprocs=WORLD, start_method="spawn", join=False
     )
+    deadline = time.monotonic() + 180
+    while not ctx.join(timeout=5):  # raises if a worker failed
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail("the DDP workers did not finish within 180 s")
     ranks = [dict(np.load(f"{out}.{r}.npz", allow_pickle=False)) for r in range(WORLD)]
     ref = single_process()
     for k in ref:
