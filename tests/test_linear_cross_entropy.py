@@ -249,6 +249,22 @@ def test_only_the_inputs_that_need_a_gradient_get_one():
     torch.testing.assert_close(tw.grad, rw.grad, rtol=1e-12, atol=1e-14)
 
 
+def test_no_gradient_work_without_autograd(monkeypatch):
+    """Under no_grad (evaluation) or with no input requiring grad, the forward pass computes the
+    values only; with autograd recording a scalar loss, it computes the gradients too."""
+    cots = []
+    real = lce.sweep
+    monkeypatch.setattr(lce, "sweep", lambda *a, **k: cots.append(k.get("cot")) or real(*a, **k))
+    h, w, b, y, _ = make()
+    th, tw = leaves(h, w)
+    with torch.no_grad():
+        lt.linear_cross_entropy(th, tw, y)
+    lt.linear_cross_entropy(h, w, y)
+    assert cots == [None, None]
+    lt.linear_cross_entropy(th, tw, y)
+    assert cots[-1] is not None
+
+
 def test_create_graph_raises_a_clear_error():
     h, w, b, y, _ = make()
     for reduction in ("mean", "none"):

@@ -49,6 +49,7 @@ class _Call:
     problem: lce.Problem  # its hidden/weight/bias are replaced by the node's inputs
     extras: frozenset[str]
     dens: tuple[Any, Any] | None  # mean denominators (summed over a process group), or None
+    grad_mode: bool  # torch.is_grad_enabled() at the call (needs_input_grad ignores no_grad)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -58,7 +59,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         xp = array_api_compat.array_namespace(hidden)
         p = call.problem._replace(hidden=hidden, weight=weight, bias=bias)
         opts = call.opts
-        needs = tuple(bool(n) for n in ctx.needs_input_grad[:3])
+        needs = tuple(bool(n) and call.grad_mode for n in ctx.needs_input_grad[:3])
         # The scalar reductions precompute the gradients of the loss in this pass.
         fast = opts.reduction != "none" and any(needs)
         stats = frozenset({"ce", "lse"}) | call.extras
@@ -243,7 +244,7 @@ def linear_cross_entropy(
     dens = None
     if process_group is not None:
         dens = _group_denominators(xp, p, process_group)
-    call = _Call(opts, p, extras, dens)
+    call = _Call(opts, p, extras, dens, torch.is_grad_enabled())
     value, *per_token = _LinearCrossEntropy.apply(p.hidden, weight, bias, call)
     if not extras:
         return value
