@@ -96,6 +96,22 @@ def torch_value_and_grad(
     return out.detach().numpy(), grads
 
 
+def generic_adapter_names() -> list[str]:
+    """The catalog losses that losslab.torch and losslab.jax export by wrapping the catalog's
+    formula (the others, ``adapters="dedicated"``, have their own implementations and tests)."""
+    import losslab
+
+    return [n for n in losslab.available() if losslab.spec(n).adapters == "generic"]
+
+
+def runs_on(name: str, namespace: str) -> bool:
+    """Whether catalog loss ``name``'s formula runs on arrays of ``namespace``."""
+    import losslab
+
+    spaces = losslab.spec(name).namespaces
+    return spaces is None or namespace in spaces
+
+
 def catalog_cases(names: Sequence[str] | None = None) -> tuple[list, list[str]]:
     """``(cases, ids)``: one ``(name, options)`` per catalog loss and reduction it accepts
     (``kl_div`` includes ``"batchmean"``), for parametrizing a test over the whole catalog."""

@@ -161,7 +161,8 @@ def test_importing_the_engine_stays_light():
 LAYERS = [
     ("catalog", ("losslab.losses", "losslab.atomic", "losslab.special")),
     ("engine", ("losslab.train", "losslab.gradcheck")),
-    ("adapters", ("losslab.torch", "losslab.jax", "losslab._vjp", "losslab.boosting")),
+    ("adapters", ("losslab.torch", "losslab.jax", "losslab._vjp", "losslab.boosting",
+                  "losslab._torch_linear", "losslab._jax_linear", "losslab._torch_graph")),
     ("command line", ("losslab.cli", "losslab.__main__")),
 ]
 

@@ -186,8 +186,14 @@ def loss_function(name: str) -> Callable[..., Any]:
 
 def _export() -> None:
     for name in losslab.available():
+        if losslab.spec(name).adapters == "dedicated":
+            continue  # exported below, from its own module
         globals()[name] = loss_function(name)
         __all__.append(name)
 
 
 _export()
+
+from losslab._jax_linear import linear_cross_entropy  # noqa: E402
+
+__all__ += ["linear_cross_entropy"]

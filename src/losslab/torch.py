@@ -63,6 +63,7 @@ from typing import Any
 import torch
 
 import losslab
+from losslab._torch_graph import keep_graph
 from losslab._vjp import broadcast_like, lay_over, vjp
 from losslab.losses import _registry
 from losslab.losses._primitives import namespace
@@ -134,7 +135,7 @@ class _CatalogFunction(torch.autograd.Function):
         first = inputs[spec.inputs.index(spec.differentiable[0])]
         # Unless the graph is kept (retain_graph=True), this is the saved gradient's last use: scale
         # it in place and hand it on, so that AccumulateGrad can adopt it as x.grad without a copy.
-        in_place = not _keep_graph()
+        in_place = not keep_graph()
         owned = {t.untyped_storage().data_ptr() for t in tensors_of(inputs)}
         out: list[Any] = [None, None]
         k = 0
@@ -180,18 +181,6 @@ def _fits_in(scale: torch.Tensor, grad: torch.Tensor) -> bool:
 
 def tensors_of(items: Any) -> list[torch.Tensor]:
     return [t for t in items if isinstance(t, torch.Tensor)]
-
-
-def _keep_graph() -> bool:
-    """Whether the running backward pass keeps the graph (retain_graph=True); True if unknown.
-
-    torch's own aot_autograd asks the engine the same question to free saved tensors early.
-    """
-    probe = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
-    try:
-        return True if probe is None else bool(probe())
-    except RuntimeError:
-        return True
 
 
 def _differentiable_backward(ctx: Any, inputs: list[Any], g: torch.Tensor) -> list[Any]:
@@ -347,6 +336,8 @@ def _export() -> None:
     namespace_ = globals()
     for name in losslab.available():
         spec = losslab.spec(name)
+        if spec.adapters == "dedicated":
+            continue  # exported below, from its own module
         fn = loss_function(name)
         namespace_[name] = fn
         cls = module_class(name)
@@ -358,3 +349,7 @@ def _export() -> None:
 
 
 _export()
+
+from losslab._torch_linear import LinearCrossEntropyLoss, linear_cross_entropy  # noqa: E402
+
+__all__ += ["linear_cross_entropy", "LinearCrossEntropyLoss"]

@@ -15,6 +15,7 @@ from losslab.losses import (  # noqa: F401  (imported to register)
     divergence,
     embedding,
     likelihood,
+    linear_cross_entropy,
     margin,
     multiclass,
     overlap,

@@ -81,9 +81,9 @@ def lay_over(xp: Any, spec: Any, w: Any, first: Any, options: dict[str, Any]) ->
 def batch_axis(spec: Any, input_name: str) -> int | None:
     """The axis of input ``input_name`` that runs over the samples: 1 for the first input of a
     ``"time_major"`` loss (CTC's ``(T, N, C)`` log-probabilities), None for an input shared by
-    every sample (the class-weight matrix a spec names in ``classes``), else 0. What a batch is
-    cut along (the catalog-wide empty-batch test slices each input there)."""
-    if input_name == getattr(spec, "classes", None):
+    every sample (the inputs a spec names in ``shared``: a class-weight matrix, a bias), else 0.
+    What a batch is cut along (the catalog-wide empty-batch test slices each input there)."""
+    if input_name in getattr(spec, "shared", ()) or input_name == getattr(spec, "classes", None):
         return None
     if spec.layout == "time_major" and input_name == spec.differentiable[0]:
         return 1

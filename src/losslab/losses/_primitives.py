@@ -85,6 +85,17 @@ def namespace(*args: Any) -> tuple[Any, list[Any]]:
     return xp, out
 
 
+def namespace_name(xp: Any) -> str:
+    """ "numpy", "torch", "jax", or the namespace module's own name (array_api_strict, ...)."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_torch_namespace(xp):
+        return "torch"
+    if array_api_compat.is_jax_namespace(xp):
+        return "jax"
+    return str(getattr(xp, "__name__", xp)).split(".")[0]
+
+
 def to_namespace(xp: Any, a: Any, like: Any, dtype: Any = None) -> Any:
     """An option array (a class ``weight``, a ``pos_weight``) moved into ``xp`` beside ``like``.
 
@@ -274,7 +285,7 @@ class SoftmaxPass:
             zdot = xp.sum(z, axis=1, keepdims=True) if dot is True else xp.sum(
                 z * dot, axis=1, keepdims=True
             )
-        self.e = _exp_over(xp, z)
+        self.e = in_place(xp, "exp", z)
         self.s: Any = xp.sum(self.e, axis=1, keepdims=True)
         log_s = xp.log(self.s)
         if z_y is not None:
@@ -326,13 +337,16 @@ class SoftmaxPass:
         return g
 
 
-def _exp_over(xp: Any, z: Any) -> Any:
-    """``exp(z)`` written over the temporary ``z`` where the namespace allows it."""
-    if isinstance(z, np.ndarray):
-        return np.exp(z, out=z)
-    if array_api_compat.is_torch_namespace(xp) and not z.requires_grad:
-        return z.exp_()
-    return xp.exp(z)
+def in_place(xp: Any, op: str, x: Any, *args: Any) -> Any:
+    """``xp.<op>(x, *args)`` written over the temporary ``x`` where the namespace allows it (NumPy
+    arrays, torch tensors outside autograd's recording); a new array elsewhere (JAX,
+    array-api-strict). For buffers the size of the input or bigger (a softmax's, a chunk of a
+    vocabulary's logits): a second fresh buffer costs its page faults and its cache footprint."""
+    if isinstance(x, np.ndarray) and x.ndim:
+        return getattr(np, op)(x, *args, out=x)
+    if array_api_compat.is_torch_namespace(xp) and not x.requires_grad:
+        return getattr(x, op + "_")(*args)
+    return getattr(xp, op)(x, *args)
 
 
 def _writable(xp: Any, a: Any) -> bool:

@@ -37,7 +37,7 @@ import numpy as np
 from losslab.losses import _blocked
 from losslab.losses._constraints import Choice, Constraint, check_option
 from losslab.losses._layout import LAYOUTS, item_count, items_shape, lay_over
-from losslab.losses._primitives import namespace, shape_of, to_namespace
+from losslab.losses._primitives import namespace, namespace_name, shape_of, to_namespace
 from losslab.losses._validation import (
     REDUCTIONS,
     check_floating,
@@ -158,6 +158,12 @@ class LossSpec:
     cotangent cannot be laid over a precomputed gradient: adapters call ``Items.grad`` with it.
     ``classes`` names the input whose axis 0 enumerates the classes, where that is not the first
     input's class axis (arcface's class-weight matrix): class-index targets are checked against it.
+    ``shared`` names the inputs every item uses (that matrix, a bias), which have no batch axis.
+    ``namespaces`` lists the array libraries the formula runs on where it is not every Array API
+    one (a formula that writes into reused buffers needs NumPy's or torch's ``out=``); others get
+    a TypeError. ``adapters="dedicated"``: ``losslab.torch`` and ``losslab.jax`` export their own
+    implementation of the loss (with options and outputs the generic wrapper cannot carry)
+    instead of wrapping this formula.
     """
 
     name: str
@@ -180,6 +186,9 @@ class LossSpec:
     hessian: str | None = None
     couples_items: bool = False
     classes: str | None = None
+    shared: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] | None = None
+    adapters: str = "generic"
 
     @property
     def doc(self) -> str:
@@ -216,6 +225,9 @@ def register(
     hessian: str | None = None,
     couples_items: bool = False,
     classes: str | None = None,
+    shared: tuple[str, ...] = (),
+    namespaces: tuple[str, ...] | None = None,
+    adapters: str = "generic",
 ) -> Callable[[Callable[..., Items]], Callable[..., Items]]:
     """Decorator adding a loss function ``fn(xp, *inputs, **options) -> Items`` to the catalog.
 
@@ -278,6 +290,9 @@ def register(
             hessian=hessian,
             couples_items=couples_items,
             classes=classes,
+            shared=tuple(shared) + ((classes,) if classes and classes not in shared else ()),
+            namespaces=None if namespaces is None else tuple(namespaces),
+            adapters=adapters,
         )
         return fn
 
@@ -375,6 +390,12 @@ class Loss:
                 f"got {len(inputs)}."
             )
         xp, arrays = namespace(*inputs)
+        if spec.namespaces is not None and namespace_name(xp) not in spec.namespaces:
+            raise TypeError(
+                f"{spec.name} runs on {' and '.join(spec.namespaces)} arrays; got "
+                f"{namespace_name(xp)} arrays"
+                + ("; use losslab.jax" if spec.adapters == "dedicated" else "") + "."
+            )
         first_i = spec.inputs.index(spec.differentiable[0])
         first = arrays[first_i]
         check_floating(xp, first, spec.differentiable[0])
