@@ -76,6 +76,15 @@ def rows(rng: np.random.Generator):
            lambda: P.sigmoid_from(np, x, ex),
            lambda: np.where(x >= 0, 1.0 / (1.0 + ex), ex / (1.0 + ex)))
 
+    def logistic_plain():
+        e = np.exp(-np.abs(x))
+        return (np.maximum(x, 0.0), np.minimum(x, 0.0), e,
+                np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)),
+                np.where(x >= 0, e / (1.0 + e), 1.0 / (1.0 + e)))
+
+    yield ("logistic_parts (NumPy)", "two exps and one reciprocal, in place, vs exp + two where()s",
+           lambda: P.logistic_parts(np, x), logistic_plain)
+
     def scaled_new():
         g = x * 2.0
         return P.scaled(g, 0.5)

@@ -59,6 +59,30 @@ def test_sigmoid_from_both_tails():
     assert got[0] == 0.0 and got[-1] == 1.0 and got[1] > 0
 
 
+def test_logistic_parts_match_their_definitions_on_every_backend():
+    x = np.array([-800.0, -40.0, -3.0, -1e-300, -0.0, 0.0, 0.5, 40.0, 800.0, np.inf, -np.inf])
+    e = np.exp(-np.abs(x))
+    s_want = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    s_neg_want = np.where(x >= 0, e / (1 + e), 1 / (1 + e))
+    for name, a, xp, back in _backends(x):
+        hi, lo, ee, s, s_neg = (back(p) for p in P.logistic_parts(xp, a))
+        np.testing.assert_array_equal(hi, np.maximum(x, 0.0), err_msg=name)
+        np.testing.assert_array_equal(lo, np.minimum(x, 0.0), err_msg=name)
+        np.testing.assert_allclose(ee, e, rtol=1e-15, err_msg=name)
+        np.testing.assert_allclose(s, s_want, rtol=1e-15, atol=0, err_msg=name)
+        np.testing.assert_allclose(s_neg, s_neg_want, rtol=1e-15, atol=0, err_msg=name)
+        # both tails exact: tiny probabilities stay positive, never rounded to 0 early
+        assert s[1] > 0 and s_neg[7] > 0 and s[-2] == 1.0 and s[-1] == 0.0, name
+
+
+def test_logistic_parts_keep_the_input_and_the_dtype():
+    x = RNG.normal(size=100).astype(np.float32)
+    before = x.copy()
+    parts = P.logistic_parts(np, x)
+    assert all(p.dtype == np.float32 for p in parts)
+    np.testing.assert_array_equal(x, before)
+
+
 @pytest.mark.parametrize("shape", [(4, 5), (3, 5, 2)])
 def test_softmax_pass_matches_log_softmax_on_every_backend(shape):
     x = 3.0 * RNG.normal(size=shape)

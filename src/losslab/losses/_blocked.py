@@ -29,10 +29,12 @@ MIN_ELEMENTS = 1 << 18
 # About 512 KiB of float32 per block: big enough that the per-call Python overhead of a loss
 # function is small against its arithmetic, small enough that its temporaries stay in cache.
 BLOCK_ELEMENTS = 1 << 17
-# torch blocks are this many times larger: each torch operation splits a block among its own
-# intra-op threads and costs more Python dispatch than NumPy's, so fewer, larger blocks pay
-# (benchmarks/bench_torch_memory.py: log_cosh and focal fastest at 2-4x).
-TORCH_BLOCK_FACTOR = 4
+# torch blocks may be this many times larger (each torch operation splits a block among its own
+# intra-op threads and costs more Python dispatch than NumPy's). With the plain, out-of-place
+# formulas of the declarative contract, NumPy's size pays on torch too: measured against 2, 4
+# and 8 (benchmarks/bench_contract.py's rows, quiet machine): focal 0.78x the previous code at
+# 1 against 1.03x at 4, log_cosh 1.03x against 1.16x, bce_with_logits 0.86x against 1.05x.
+TORCH_BLOCK_FACTOR = 1
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()

@@ -31,6 +31,7 @@ __all__ = [
     "logsumexp",
     "log_softmax",
     "sigmoid_from",
+    "logistic_parts",
     "power",
     "scaled",
     "positive_and_negative_parts",
@@ -238,6 +239,28 @@ def positive_and_negative_parts(xp: Any, x: Any) -> tuple[Any, Any]:
     """``(max(x, 0), min(x, 0))``. (``x - max(x, 0)`` would save a third of NumPy's ``minimum``
     against a scalar, but gives NaN at ``x = +inf``.)"""
     return xp.maximum(x, 0.0), xp.minimum(x, 0.0)
+
+
+def logistic_parts(xp: Any, x: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """``(max(x, 0), min(x, 0), exp(-|x|), sigmoid(x), sigmoid(-x))`` from two exponentials.
+
+    With ``a = exp(min(x, 0))`` and ``b = exp(-max(x, 0))`` (one of the two is exactly 1),
+    ``e = a b = exp(-|x|)``, ``sigmoid(x) = a / (1 + e)`` and ``sigmoid(-x) = b / (1 + e)``, both
+    accurate in their tails. The exponentials and the quotients are written over temporaries the
+    primitive made itself (``in_place``): five arrays out, from five buffers.
+    """
+    hi, lo = xp.maximum(x, 0.0), xp.minimum(x, 0.0)
+    a = xp.exp(lo)
+    b = in_place(xp, "exp", -hi)
+    e = a * b
+    inv = in_place(xp, "reciprocal", e + 1.0) if _has_reciprocal(xp) else 1.0 / (e + 1.0)
+    s = in_place(xp, "multiply", a, inv)
+    s_neg = in_place(xp, "multiply", b, inv)
+    return hi, lo, e, s, s_neg
+
+
+def _has_reciprocal(xp: Any) -> bool:
+    return is_numpy(xp) or array_api_compat.is_torch_namespace(xp)
 
 
 def sigmoid_from(xp: Any, x: Any, e: Any) -> Any:

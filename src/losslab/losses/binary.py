@@ -14,6 +14,7 @@ import numpy as np
 
 from losslab.losses._constraints import NONE, Array, Either, Real
 from losslab.losses._primitives import (
+    logistic_parts,
     positive_and_negative_parts,
     power,
     scaled,
@@ -352,16 +353,12 @@ class _FocalParts:
         self, xp: Any, x: Any, y: Any, alpha: float, gamma: float, pos_weight: Any = None
     ) -> None:
         self.xp, self.x, self.y, self.gamma = xp, x, y, gamma
-        hi, lo = positive_and_negative_parts(xp, x)
-        a, b = xp.exp(lo), xp.exp(-hi)  # one of the two is exactly 1
-        e = a * b  # exp(-|x|)
-        inv = 1.0 / (1.0 + e)
+        hi, lo, e, s, s_neg = logistic_parts(xp, x)
         not_y = 1.0 - y
-        a_pos = not_y * a * inv  # (1 - y) sigmoid(x)
-        b_neg = y * b * inv  # y sigmoid(-x)
+        a_pos = not_y * s  # (1 - y) sigmoid(x)
+        b_neg = y * s_neg  # y sigmoid(-x)
         self.q = a_pos + b_neg  # 1 - p_t, a sum of non-negative terms
-        self.s_s_neg = e * inv * inv  # sigmoid(x) sigmoid(-x)
-        self.e = e
+        self.s_s_neg = s * s_neg  # sigmoid(x) sigmoid(-x)
         if pos_weight is None:
             self.ce_prime = a_pos - b_neg  # sigmoid(x) - y
             self.ce = not_y * hi - y * lo + xp.log1p(e)
@@ -387,7 +384,9 @@ class _FocalParts:
         gamma, y, ce, ss = self.gamma, self.y, self.ce, self.s_s_neg
         h = self.q_gamma * (ss * self.ce_second_factor)
         if gamma != 0:
-            s = sigmoid_from(self.xp, self.x, self.e)
+            x = self.x
+            # e = exp(-|x|) is not kept: the Hessian is asked for rarely
+            s = sigmoid_from(self.xp, x, self.xp.exp(-self.xp.abs(x)))
             dq = (1.0 - 2.0 * y) * ss
             h = h + gamma * self.q_power(1.0) * dq * ((1.0 - 2.0 * s) * ce + 2.0 * self.ce_prime)
             if gamma != 1:
