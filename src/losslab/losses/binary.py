@@ -14,6 +14,7 @@ import numpy as np
 
 from losslab.losses._constraints import NONE, Array, Either, Real
 from losslab.losses._primitives import (
+    in_place,
     logistic_parts,
     positive_and_negative_parts,
     power,
@@ -353,21 +354,29 @@ class _FocalParts:
         self, xp: Any, x: Any, y: Any, alpha: float, gamma: float, pos_weight: Any = None
     ) -> None:
         self.xp, self.x, self.y, self.gamma = xp, x, y, gamma
+        # The logistic pieces are temporaries of this function: each is overwritten by the next
+        # quantity made from it (``in_place``), so a block's working set stays small. Under the
+        # blocked executor's two threads that pays: benchmarks/bench_contract.py's focal row,
+        # 1.13-1.18x the previous code written out of place, 1.00-1.05x in place.
         hi, lo, e, s, s_neg = logistic_parts(xp, x)
         not_y = 1.0 - y
-        a_pos = not_y * s  # (1 - y) sigmoid(x)
-        b_neg = y * s_neg  # y sigmoid(-x)
-        self.q = a_pos + b_neg  # 1 - p_t, a sum of non-negative terms
         self.s_s_neg = s * s_neg  # sigmoid(x) sigmoid(-x)
+        a_pos = in_place(xp, "multiply", s, not_y)  # (1 - y) sigmoid(x)
+        b_neg = in_place(xp, "multiply", s_neg, y)  # y sigmoid(-x)
+        self.q = a_pos + b_neg  # 1 - p_t, a sum of non-negative terms
+        tail = in_place(xp, "log1p", e)  # log(1 + exp(-|x|))
+        ce = in_place(xp, "multiply", hi, not_y)  # (1 - y) max(x, 0)
         if pos_weight is None:
-            self.ce_prime = a_pos - b_neg  # sigmoid(x) - y
-            self.ce = not_y * hi - y * lo + xp.log1p(e)
+            self.ce_prime = in_place(xp, "subtract", a_pos, b_neg)  # sigmoid(x) - y
+            ce = in_place(xp, "subtract", ce, in_place(xp, "multiply", lo, y))
+            self.ce = in_place(xp, "add", ce, tail)
             self.ce_second_factor: Any = 1.0
         else:
             py = pos_weight * y
             self.ce_prime = a_pos - pos_weight * b_neg
-            self.ce = not_y * hi - py * lo + (not_y + py) * xp.log1p(e)
             self.ce_second_factor = not_y + py
+            ce = in_place(xp, "subtract", ce, in_place(xp, "multiply", lo, py))
+            self.ce = in_place(xp, "add", ce, in_place(xp, "multiply", tail, self.ce_second_factor))
         self.a_t = 1.0 if alpha < 0 else y * (2.0 * alpha - 1.0) + (1.0 - alpha)
         self.q_gamma = power(xp, self.q, gamma)
 
