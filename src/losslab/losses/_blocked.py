@@ -34,7 +34,7 @@ BLOCK_ELEMENTS = 1 << 17
 # formulas of the declarative contract, NumPy's size pays on torch too: measured against 2, 4
 # and 8 (benchmarks/bench_contract.py's rows, quiet machine): focal 0.78x the previous code at
 # 1 against 1.03x at 4, log_cosh 1.03x against 1.16x, bce_with_logits 0.86x against 1.05x.
-TORCH_BLOCK_FACTOR = 1
+TORCH_BLOCK_FACTOR = 2
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
