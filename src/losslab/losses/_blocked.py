@@ -29,11 +29,12 @@ MIN_ELEMENTS = 1 << 18
 # About 512 KiB of float32 per block: big enough that the per-call Python overhead of a loss
 # function is small against its arithmetic, small enough that its temporaries stay in cache.
 BLOCK_ELEMENTS = 1 << 17
-# torch blocks may be this many times larger (each torch operation splits a block among its own
-# intra-op threads and costs more Python dispatch than NumPy's). With the plain, out-of-place
-# formulas of the declarative contract, NumPy's size pays on torch too: measured against 2, 4
-# and 8 (benchmarks/bench_contract.py's rows, quiet machine): focal 0.78x the previous code at
-# 1 against 1.03x at 4, log_cosh 1.03x against 1.16x, bce_with_logits 0.86x against 1.05x.
+# torch blocks are this many times larger (each torch operation splits a block among its own
+# intra-op threads and costs more Python dispatch than NumPy's). Measured over the torch rows of
+# benchmarks/bench_contract.py at 1, 2, 4 and 16 (quiet machine, 21 paired rounds against the
+# previous code): 2 is the best compromise. The cheap losses want larger blocks (mse 1.03x at
+# 1, 0.97x at 2), the long formulas smaller ones (focal 0.65x at 1, 0.78x at 2, 0.82x at 4;
+# bce_with_logits 0.87x, 0.92x, 1.07x); at 16 every row is 1.3-1.7x.
 TORCH_BLOCK_FACTOR = 2
 
 _pool: ThreadPoolExecutor | None = None
