@@ -185,3 +185,20 @@ def test_exp_flushed_is_exp_except_below_twice_e_tiny(dtype, overwrite):
         assert np.isnan(got[10]) and got[11] == np.inf and got[9] == 0.0, name
         if not overwrite:
             np.testing.assert_array_equal(to_np(a), before)  # the input is left alone
+
+
+def test_namespace_of_torch_tensors_is_array_api_compats():
+    """The cached torch namespace is the one array-api-compat gives, for tensors and parameters;
+    anything else (a tensor subclass, a mix with NumPy) goes through array_namespace."""
+    import array_api_compat
+
+    t, w = torch.ones(3), torch.nn.Parameter(torch.ones(3))
+    xp, (a, b) = P.namespace(t, w)
+    assert xp is array_api_compat.array_namespace(t) and a is t and b is w
+
+    class Sub(torch.Tensor):
+        pass
+
+    s = torch.ones(2).as_subclass(Sub)
+    assert P._torch_namespace([s]) is None
+    assert P.namespace(s)[0] is array_api_compat.array_namespace(s)

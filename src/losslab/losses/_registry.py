@@ -367,6 +367,10 @@ class Loss:
         self.spec = spec
         self.options = dict(options)
         self._resolved = validate_options(spec, options)
+        # Fixed from here on: the formula's options, and which of them are arrays to convert to
+        # each call's namespace (the rest pass as they are, with no per-call inspection).
+        self._options = {k: v for k, v in self._resolved.items() if k != "reduction"}
+        self._array_options = tuple(k for k, v in self._options.items() if _is_array_option(v))
 
     @property
     def name(self) -> str:
@@ -399,10 +403,9 @@ class Loss:
         first_i = spec.inputs.index(spec.differentiable[0])
         first = arrays[first_i]
         check_floating(xp, first, spec.differentiable[0])
-        options = {k: v for k, v in self._resolved.items() if k != "reduction"}
-        for key, value in options.items():
-            if _is_array_option(value):
-                options[key] = to_namespace(xp, value, first, first.dtype)
+        options = dict(self._options)
+        for key in self._array_options:
+            options[key] = to_namespace(xp, options[key], first, first.dtype)
         arrays = check_input_kinds(xp, spec, arrays, options)
         first = arrays[first_i]
         sw = sw_items = None
