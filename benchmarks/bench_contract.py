@@ -11,7 +11,8 @@ Time is measured in rounds that run both versions back to back (order alternatin
 gives each one's median and the median and quartiles of the per-round ratio new / baseline. Target
 (issue 9): no row more than 5% slower (ratio <= 1.05).
 
-    python3 benchmarks/bench_contract.py [--baseline aa65917] [--rounds 31]
+    python3 benchmarks/bench_contract.py [--baseline aa65917] [--rounds 31] [--only dice]
+        [--new REF]  (measure commit REF instead of the working tree)
 
 Writes a Markdown table to benchmarks/results/contract.md.
 """
@@ -37,23 +38,23 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results"
 
 
-def import_baseline(ref: str) -> tuple[object, object]:
-    """``(losslab_base, losslab_base.torch)``: the package at ``ref``, renamed so it imports
+def import_baseline(ref: str, name: str = "losslab_base") -> tuple[object, object]:
+    """``(package, package.torch)``: losslab at ``ref``, renamed ``name`` so that it imports
     beside the working tree's ``losslab``."""
-    tmp = Path(tempfile.mkdtemp(prefix="losslab-base-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", ref, "src/losslab"], check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     src = tmp / "src" / "losslab"
-    dst = tmp / "losslab_base"
+    dst = tmp / name
     src.rename(dst)
-    pattern = re.compile(r"\blosslab\b(?!_base)")
+    pattern = re.compile(r"\blosslab\b(?!_)")
     for path in dst.rglob("*.py"):
         text = path.read_text()
-        path.write_text(pattern.sub("losslab_base", text))
+        path.write_text(pattern.sub(name, text))
     sys.path.insert(0, str(tmp))
-    return importlib.import_module("losslab_base"), importlib.import_module("losslab_base.torch")
+    return importlib.import_module(name), importlib.import_module(f"{name}.torch")
 
 
 def cases(rng: np.random.Generator):
@@ -115,10 +116,15 @@ def main() -> None:
     parser.add_argument("--baseline", default="aa65917")
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--only", default="", help="comma-separated loss names")
+    parser.add_argument("--new", default="", help="a commit to measure instead of the working "
+                        "tree (e.g. the contract alone, before later issues built on it)")
     args = parser.parse_args()
 
-    import losslab
-    import losslab.torch as lt
+    if args.new:
+        losslab, lt = import_baseline(args.new, "losslab_new")
+    else:
+        import losslab
+        import losslab.torch as lt
 
     base, base_torch = import_baseline(args.baseline)
     from losslab.losses._blocked import num_threads
@@ -146,7 +152,8 @@ def main() -> None:
 
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, threads={num_threads()}, "
-        f"numpy {np.__version__}, torch {torch.__version__}; baseline {args.baseline}; "
+        f"numpy {np.__version__}, torch {torch.__version__}; baseline {args.baseline}, "
+        f"measured: {args.new or 'the working tree'}; "
         f"{args.rounds} paired rounds, float32.",
         "",
         "| loss | path | this contract (ms) | baseline (ms) | ratio (median) | ratio quartiles |",
@@ -160,7 +167,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "contract.md").write_text(text + "\n")
+    (OUT / (f"contract_{args.new}.md" if args.new else "contract.md")).write_text(text + "\n")
 
 
 if __name__ == "__main__":
