@@ -264,7 +264,7 @@ def logistic_parts(xp: Any, x: Any) -> tuple[Any, Any, Any, Any, Any]:
     With ``a = exp(min(x, 0))`` and ``b = exp(-max(x, 0))`` (one of the two is exactly 1),
     ``e = a b = exp(-|x|)``, ``sigmoid(x) = a / (1 + e)`` and ``sigmoid(-x) = b / (1 + e)``, both
     accurate in their tails. The exponentials and the quotients are written over temporaries the
-    primitive made itself (``in_place``): five arrays out, from five buffers.
+    primitive made itself (``in_place``): five arrays out, from six buffers.
     """
     hi, lo = xp.maximum(x, 0.0), xp.minimum(x, 0.0)
     a = xp.exp(lo)

@@ -357,7 +357,7 @@ class _FocalParts:
         # The logistic pieces are temporaries of this function: each is overwritten by the next
         # quantity made from it (``in_place``), so a block's working set stays small. Under the
         # blocked executor's two threads that pays: benchmarks/bench_contract.py's focal row,
-        # 1.13-1.18x the previous code written out of place, 1.00-1.05x in place.
+        # 1.13-1.18x the previous code written out of place, 0.98-1.01x in place.
         hi, lo, e, s, s_neg = logistic_parts(xp, x)
         not_y = 1.0 - y
         self.s_s_neg = s * s_neg  # sigmoid(x) sigmoid(-x)
@@ -394,7 +394,8 @@ class _FocalParts:
         h = self.q_gamma * (ss * self.ce_second_factor)
         if gamma != 0:
             x = self.x
-            # e = exp(-|x|) is not kept: the Hessian is asked for rarely
+            # e = exp(-|x|) was overwritten (one buffer less for the value and gradient, which
+            # every step needs): the Hessian makes it again
             s = sigmoid_from(self.xp, x, self.xp.exp(-self.xp.abs(x)))
             dq = (1.0 - 2.0 * y) * ss
             h = h + gamma * self.q_power(1.0) * dq * ((1.0 - 2.0 * s) * ce + 2.0 * self.ce_prime)
