@@ -115,7 +115,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="aa65917")
     parser.add_argument("--rounds", type=int, default=31)
-    parser.add_argument("--only", default="", help="comma-separated loss names")
+    parser.add_argument("--only", default="", help="comma-separated loss names (printed; the "
+                        "results file is written by full runs only)")
     parser.add_argument("--new", default="", help="a commit to measure instead of the working "
                         "tree (e.g. the contract alone, before later issues built on it)")
     args = parser.parse_args()
@@ -166,6 +167,8 @@ def main() -> None:
         )
     text = "\n".join(lines)
     print(text)
+    if only:
+        return  # a partial run prints its rows; the results file holds full runs only
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / (f"contract_{args.new}.md" if args.new else "contract.md")).write_text(text + "\n")
 
