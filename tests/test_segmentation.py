@@ -385,6 +385,75 @@ def test_gradient_hessian_and_hvp_match_finite_differences_over_the_options(name
         assert_fd_derivatives(loss, loss.example(rng, "float64"), rng)
 
 
+# --- second derivatives against the references' double backward ---------------------------------
+
+
+def _double_backward_hvp(f, x, v):
+    """torch's Hessian of the scalar ``f`` at ``x`` times ``v`` (zero where the gradient does
+    not depend on ``x``: the piecewise linear Lovasz extensions)."""
+    xt = _tt(x).requires_grad_(True)
+    (g,) = torch.autograd.grad(f(xt), xt, create_graph=True)
+    if not g.requires_grad:
+        return np.zeros(x.shape)
+    (hv,) = torch.autograd.grad((g * _tt(v)).sum(), xt, allow_unused=True)
+    return np.zeros(x.shape) if hv is None else hv.numpy()
+
+
+@pytest.mark.parametrize(("batch", "weighted", "ls", "squared"),
+                         [(False, False, 0.0, False), (True, True, 0.1, True)])
+def test_dice_ce_hvp_equals_monais_double_backward(batch, weighted, ls, squared):
+    rng = np.random.default_rng(81)
+    x = 2.0 * rng.normal(size=(3, 4, 5, 3))
+    y = rng.integers(0, 4, size=(3, 5, 3))
+    v = rng.normal(size=x.shape)
+    opts = dict(batch=batch, weight=W4 if weighted else None, label_smoothing=ls,
+                lambda_dice=0.7, lambda_ce=1.3, squared=squared)
+    want = _double_backward_hvp(lambda z: monai_dice_ce(z, _tt(y), **opts), x, v)
+    got = losslab.get("dice_ce", **opts).hvp(x, y, v=v)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigmoid", [False, True])
+@pytest.mark.parametrize(("batch", "weighted", "alpha", "gamma"),
+                         [(False, False, None, 2.0), (True, True, 0.3, 1.5)])
+def test_dice_focal_hvp_equals_monais_double_backward(sigmoid, batch, weighted, alpha, gamma):
+    rng = np.random.default_rng(82)
+    x = 2.0 * rng.normal(size=(3, 4, 5, 3))
+    onehot = np.moveaxis(np.eye(4)[rng.integers(0, 4, size=(3, 5, 3))], -1, 1)
+    v = rng.normal(size=x.shape)
+    opts = dict(batch=batch, weight=W4 if weighted else None, gamma=gamma, alpha=alpha,
+                lambda_dice=0.6, lambda_focal=1.7)
+    want = _double_backward_hvp(
+        lambda z: monai_dice_focal(z, _tt(onehot), sigmoid=sigmoid, **opts), x, v)
+    loss = losslab.get("dice_focal", mode="multilabel" if sigmoid else "multiclass", **opts)
+    np.testing.assert_allclose(loss.hvp(x, onehot, v=v), want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("batch", "ignore"), [(False, None), (True, 255)])
+def test_lovasz_hinge_hvp_equals_the_references_double_backward(batch, ignore):
+    loss = losslab.get("lovasz_hinge", batch=batch, ignore_index=ignore)
+    rng = np.random.default_rng(83)
+    x, t = loss.example(rng)
+    v = rng.normal(size=x.shape)
+    want = _double_backward_hvp(
+        lambda z: ref_lovasz_hinge(z, _tt(t), per_image=not batch, ignore=ignore).mean(), x, v)
+    np.testing.assert_allclose(loss.hvp(x, t, v=v), want, atol=1e-14)
+
+
+@pytest.mark.parametrize(("batch", "classes", "ignore"),
+                         [(False, "present", None), (True, "all", 255)])
+def test_lovasz_softmax_hvp_equals_the_references_double_backward(batch, classes, ignore):
+    loss = losslab.get("lovasz_softmax", batch=batch, classes=classes, ignore_index=ignore,
+                       from_logits=True)
+    rng = np.random.default_rng(84)
+    x, y = loss.example(rng)
+    v = rng.normal(size=x.shape)
+    want = _double_backward_hvp(
+        lambda z: ref_lovasz_softmax(torch.softmax(z, 1), _tt(y), per_image=not batch,
+                                     classes=classes, ignore=ignore).mean(), x, v)
+    np.testing.assert_allclose(loss.hvp(x, y, v=v), want, rtol=1e-9, atol=1e-12)
+
+
 # --- adapters and names --------------------------------------------------------------------------
 
 
